@@ -1,0 +1,68 @@
+"""`authly admin`: local administration against the configured database."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+import trio
+
+from authly.cli.main import load_settings
+from authly.config import Settings
+from authly.store import users as user_repo
+from authly.store.db import open_database
+from authly.store.users import User, UsernameTaken
+from authly.users.login import MAX_PASSWORD, MAX_USERNAME
+
+
+@click.group()
+def admin() -> None:
+    """Administration commands."""
+
+
+@admin.group()
+def user() -> None:
+    """Manage users in the configured database."""
+
+
+async def _create_user(
+    settings: Settings, username: str, password: str, email: str | None, is_admin: bool
+) -> User:
+    from authly.lifecycle import make_hasher
+
+    hasher = make_hasher(settings)
+    password_hash = await hasher.hash(password)
+    async with trio.open_nursery() as nursery:
+        db = await open_database(nursery, settings.sqlite_path)
+        try:
+            return await db.run(
+                user_repo.create, username, password_hash, email, is_admin, time.time()
+            )
+        finally:
+            db.close()
+
+
+@user.command("create")
+@click.option("--username", required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--email", default=None)
+@click.option("--admin/--no-admin", "is_admin", default=False, help="Grant the admin scope.")
+def create_user(username: str, password_stdin: bool, email: str | None, is_admin: bool) -> None:
+    """Create a user (argon2id-hashed password)."""
+    settings = load_settings()
+    username = username.strip()
+    if not 1 <= len(username) <= MAX_USERNAME:
+        raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not 8 <= len(password) <= MAX_PASSWORD:
+        raise click.UsageError(f"the password must be 8 to {MAX_PASSWORD} characters")
+    try:
+        created = trio.run(_create_user, settings, username, password, email, is_admin)
+    except UsernameTaken:
+        click.echo(f"authly: user {username!r} already exists", err=True)
+        sys.exit(1)
+    click.echo(f"created user {created.username} ({created.id})")

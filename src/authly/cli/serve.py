@@ -1,0 +1,77 @@
+"""`authly serve`: hypercorn's trio worker, run programmatically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import click
+import trio
+from hypercorn.config import Config
+
+from authly.cli.main import load_settings
+from authly.config import Settings
+
+log = logging.getLogger("authly")
+
+GRACEFUL_TIMEOUT = 1.0
+
+
+def hypercorn_config(settings: Settings, workers: int) -> Config:
+    config = Config()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config.bind = [f"{host}:{settings.port}"]
+    config.worker_class = "trio"
+    config.workers = workers
+    config.graceful_timeout = GRACEFUL_TIMEOUT
+    config.errorlog = None  # hypercorn logs through the root logger configured above
+    config.loglevel = settings.log_level
+    return config
+
+
+async def _serve_one(settings: Settings, config: Config) -> None:
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from authly.app import create_app
+
+    async def wait_for_signal() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                return
+
+    await hypercorn_serve(create_app(settings), config, shutdown_trigger=wait_for_signal)
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default AUTHLY_HOST or 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to bind (default AUTHLY_PORT or 8000).",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes."
+)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve Authly over HTTP until SIGINT or SIGTERM."""
+    from authly.app import configure_logging
+
+    settings = load_settings(host=host, port=port)
+    configure_logging(settings.log_level)
+    config = hypercorn_config(settings, workers)
+    if workers == 1:
+        trio.run(_serve_one, settings, config)
+        return
+    # Worker processes are spawned and import authly.app:app, which reads the
+    # environment; hand them the flags through it.
+    from hypercorn.run import run
+
+    os.environ["AUTHLY_HOST"] = settings.host
+    os.environ["AUTHLY_PORT"] = str(settings.port)
+    os.environ.setdefault("AUTHLY_ISSUER", settings.issuer)
+    config.application_path = "authly.app:app"
+    sys.exit(run(config))

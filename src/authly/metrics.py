@@ -1,0 +1,76 @@
+"""Every Prometheus metric Authly exports, in one place, on a registry per app.
+
+Label sets are bounded: routes are URL rules (never raw paths), features and backends
+are fixed names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+FEATURES = ("rate_limit", "cache", "session")
+BACKENDS = ("memory", "redis")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "authly_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "authly_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route", "method"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.rate_limit_decisions = Counter(
+            "authly_rate_limit_decisions", "Rate limit decisions", ["result"], registry=r
+        )
+        self.redis_connections_active = Gauge(
+            "authly_redis_connections_active", "Open connections to Redis", registry=r
+        )
+        self.redis_operations = Counter(
+            "authly_redis_operations", "Redis commands sent", ["operation"], registry=r
+        )
+        self.cache_hits = Counter("authly_redis_cache_hits", "Cache hits", registry=r)
+        self.cache_misses = Counter("authly_redis_cache_misses", "Cache misses", registry=r)
+        self.redis_up = Gauge("authly_redis_up", "1 while Redis answers probes", registry=r)
+        self.backend_active = Gauge(
+            "authly_backend_active",
+            "1 for the backend each feature runs on",
+            ["feature", "backend"],
+            registry=r,
+        )
+        self.backend_switches = Counter(
+            "authly_backend_switches",
+            "Backend switches per feature",
+            ["feature", "to"],
+            registry=r,
+        )
+        for feature in FEATURES:
+            for backend in BACKENDS:
+                self.backend_active.labels(feature, backend).set(0)
+                self.backend_switches.labels(feature, backend)
+        for result in ("allowed", "denied"):
+            self.rate_limit_decisions.labels(result)
+
+    def set_backend(self, feature: str, backend: str) -> None:
+        for name in BACKENDS:
+            self.backend_active.labels(feature, name).set(1 if name == backend else 0)
+
+    def count_decision(self, allowed: bool) -> None:
+        self.rate_limit_decisions.labels("allowed" if allowed else "denied").inc()
+
+    def count_lookup(self, hit: bool) -> None:
+        (self.cache_hits if hit else self.cache_misses).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""OAuth 2.1 domain: framework-neutral; imports neither Quart nor Redis."""

@@ -1,0 +1,43 @@
+"""Scope strings (RFC 6749 §3.3): space-delimited, case-sensitive tokens."""
+
+from __future__ import annotations
+
+import re
+
+from authly.oauth.errors import InvalidScope
+
+# scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+ADMIN_SCOPE = "admin"
+
+
+def parse_scope(text: str | None) -> frozenset[str] | None:
+    """Parse a scope parameter; None when absent. Raises InvalidScope when malformed."""
+    if text is None:
+        return None
+    tokens = text.split(" ")
+    if any(not _SCOPE_TOKEN.match(t) for t in tokens):
+        raise InvalidScope("scope must be space-separated tokens of printable ASCII")
+    return frozenset(tokens)
+
+
+def format_scope(scopes: frozenset[str] | set[str]) -> str:
+    return " ".join(sorted(scopes))
+
+
+def grantable_scopes(default: frozenset[str], is_admin: bool) -> frozenset[str]:
+    """What a user may be granted on the first-party endpoints."""
+    return default | {ADMIN_SCOPE} if is_admin else default
+
+
+def resolve_scope(
+    requested: frozenset[str] | None, allowed: frozenset[str], default: frozenset[str]
+) -> frozenset[str]:
+    """Requested scope if all of it is allowed; the default scope when none was asked."""
+    if requested is None:
+        return default
+    extra = requested - allowed
+    if extra:
+        raise InvalidScope(f"scope not allowed: {format_scope(extra)}")
+    return requested

@@ -1,0 +1,1 @@
+"""Redis client layer: URL parsing and (later) the client actor."""

@@ -1,0 +1,72 @@
+"""Numbered schema migrations, applied at start under the write lock.
+
+``PRAGMA user_version`` records the last applied number. Several processes starting on
+one file at once serialise on BEGIN IMMEDIATE, so each migration runs exactly once.
+Add a migration by appending to MIGRATIONS; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[list[str]] = [
+    # 1: users, signing keys, refresh tokens
+    [
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            username_key TEXT NOT NULL UNIQUE,
+            email TEXT,
+            password_hash TEXT NOT NULL,
+            is_admin INTEGER NOT NULL DEFAULT 0,
+            is_active INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE signing_keys (
+            kid TEXT PRIMARY KEY,
+            alg TEXT NOT NULL,
+            private_pem TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            retired_at REAL
+        )""",
+        """CREATE TABLE refresh_tokens (
+            token_hash TEXT PRIMARY KEY,
+            family_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            rotated_at REAL,
+            revoked_at REAL
+        )""",
+        "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id)",
+        "CREATE INDEX refresh_tokens_expiry ON refresh_tokens(expires_at)",
+    ],
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the file's version; return the new version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"database schema version {version} is newer than this Authly "
+                f"({len(MIGRATIONS)}); upgrade Authly"
+            )
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return len(MIGRATIONS)

@@ -1,0 +1,123 @@
+"""Refresh token rows: only SHA-256 hashes are stored; rotation is one transaction.
+
+A family is every token descended from one login. Presenting a token that was already
+rotated is reuse (RFC 9700 §4.14.2): the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from dataclasses import dataclass
+
+from authly.store.db import write_transaction
+
+
+class RotateStatus(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    REUSED = "reused"
+    WRONG_CLIENT = "wrong_client"
+    SCOPE_EXCEEDED = "scope_exceeded"
+    USER_INACTIVE = "user_inactive"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a refresh token stands for."""
+
+    user_id: str
+    client_id: str
+    scope: str
+    family_id: str
+
+
+@dataclass(frozen=True)
+class RotateResult:
+    status: RotateStatus
+    grant: Grant | None = None
+
+
+def insert(
+    conn: sqlite3.Connection, token_hash: str, grant: Grant, now: float, expires_at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, client_id, scope,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (token_hash, grant.family_id, grant.user_id, grant.client_id, grant.scope, now, expires_at),
+    )
+
+
+def _revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> int:
+    cur = conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+        (now, family_id),
+    )
+    return cur.rowcount
+
+
+def rotate(
+    conn: sqlite3.Connection,
+    old_hash: str,
+    new_hash: str,
+    client_id: str | None,
+    scope: frozenset[str] | None,
+    now: float,
+    ttl: float,
+) -> RotateResult:
+    """Swap the token ``old_hash`` for ``new_hash`` atomically.
+
+    ``scope`` (if given) must be a subset of the original grant's scope (RFC 6749 §6);
+    ``client_id`` (if given) must match the client the token was issued to.
+    """
+    with write_transaction(conn):
+        row = conn.execute(
+            "SELECT t.*, u.is_active FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
+            " WHERE t.token_hash = ?",
+            (old_hash,),
+        ).fetchone()
+        if row is None:
+            return RotateResult(RotateStatus.UNKNOWN)
+        if row["revoked_at"] is not None:
+            return RotateResult(RotateStatus.REVOKED)
+        if client_id is not None and client_id != row["client_id"]:
+            return RotateResult(RotateStatus.WRONG_CLIENT)
+        if row["rotated_at"] is not None:
+            _revoke_family(conn, row["family_id"], now)
+            return RotateResult(RotateStatus.REUSED)
+        if row["expires_at"] <= now:
+            return RotateResult(RotateStatus.EXPIRED)
+        if not row["is_active"]:
+            return RotateResult(RotateStatus.USER_INACTIVE)
+        granted = frozenset(row["scope"].split())
+        if scope is not None and not scope <= granted:
+            return RotateResult(RotateStatus.SCOPE_EXCEEDED)
+        new_scope = " ".join(sorted(scope if scope is not None else granted))
+        conn.execute(
+            "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ?", (now, old_hash)
+        )
+        # The new token keeps the family's original scope ceiling: narrowing a
+        # refresh narrows the access token, not what later refreshes may ask for.
+        grant = Grant(row["user_id"], row["client_id"], row["scope"], row["family_id"])
+        insert(conn, new_hash, grant, now, now + ttl)
+        return RotateResult(
+            RotateStatus.OK, Grant(grant.user_id, grant.client_id, new_scope, grant.family_id)
+        )
+
+
+def revoke_family_of(conn: sqlite3.Connection, token_hash: str, now: float) -> bool:
+    """Revoke the family of the given token; False if the token is unknown."""
+    with write_transaction(conn):
+        row = conn.execute(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        if row is None:
+            return False
+        _revoke_family(conn, row["family_id"], now)
+        return True
+
+
+def delete_expired(conn: sqlite3.Connection, now: float) -> int:
+    return conn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now,)).rowcount

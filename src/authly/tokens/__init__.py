@@ -1,0 +1,1 @@
+"""Tokens domain: signing keys, JWT access tokens, rotating refresh tokens."""

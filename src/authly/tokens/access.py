@@ -1,0 +1,104 @@
+"""JWT access tokens (RFC 9068 profile): RS256, ``typ: at+jwt``.
+
+Claims: iss, sub, aud, exp, iat, jti, scope, client_id. The issuer comes from
+configuration, never from request headers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from authly.oauth.errors import InvalidToken
+from authly.tokens.keys import ALGORITHM, SigningKeys
+
+_LEEWAY = 30
+MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    subject: str
+    client_id: str
+    scope: frozenset[str]
+    jti: str
+    expires_at: int
+    raw: dict[str, Any]
+
+
+class AccessTokens:
+    def __init__(
+        self,
+        keys: SigningKeys,
+        *,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        self._now = now
+
+    def issue(self, *, subject: str, client_id: str, scope: str) -> str:
+        now = int(self._now())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + self.ttl,
+            "jti": secrets.token_urlsafe(16),
+            "scope": scope,
+            "client_id": client_id,
+        }
+        header = {"alg": ALGORITHM, "kid": self.keys.kid, "typ": "at+jwt"}
+        return jwt.encode(header, claims, self.keys.active, algorithms=[ALGORITHM])
+
+    def verify(self, token: str) -> AccessClaims:
+        """Check signature, type, issuer, audience and lifetime.
+
+        Error handling: every failure is InvalidToken; joserfc's errors stop here.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("The access token is too long.")
+        try:
+            decoded = jwt.decode(token, self.keys.keyset, algorithms=[ALGORITHM])
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise InvalidToken(
+                "The access token is malformed or its signature is invalid."
+            ) from None
+        if decoded.header.get("typ") != "at+jwt":
+            raise InvalidToken("The token is not an access token.")
+        registry = jwt.JWTClaimsRegistry(
+            now=lambda: int(self._now()),
+            leeway=_LEEWAY,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            sub={"essential": True},
+            exp={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(decoded.claims)
+        except JoseError:
+            raise InvalidToken(
+                "The access token is expired or not meant for this server."
+            ) from None
+        claims = decoded.claims
+        return AccessClaims(
+            subject=str(claims["sub"]),
+            client_id=str(claims.get("client_id", "")),
+            scope=frozenset(str(claims.get("scope", "")).split()),
+            jti=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+            raw=claims,
+        )

@@ -1,0 +1,1 @@
+"""Users domain: password hashing and authentication (no Quart, no Redis)."""

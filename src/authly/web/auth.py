@@ -1,0 +1,40 @@
+"""First-party JSON login and logout (`/api/v1/auth/*`)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from authly.oauth.errors import InvalidGrant
+from authly.oauth.grants import FIRST_PARTY_CLIENT_ID, TokenContext, password_grant
+from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH
+from authly.users.login import MAX_PASSWORD, MAX_USERNAME
+from authly.web.context import client_ip, services
+from authly.web.parsing import optional_string_field, read_json_object, string_field
+from authly.web.render import NO_STORE, json_response
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+
+@bp.post("/login")
+async def login() -> Response:
+    body = await read_json_object()
+    username = string_field(body, "username", MAX_USERNAME)
+    password = string_field(body, "password", MAX_PASSWORD)
+    scope = optional_string_field(body, "scope", 1024)
+    s = services()
+    ctx = TokenContext(s.login, s.tokens, client_ip())
+    try:
+        tokens = await password_grant(ctx, username, password, FIRST_PARTY_CLIENT_ID, scope)
+    except InvalidGrant as exc:
+        # Bad credentials are 401 on this first-party endpoint (DESIGN §7).
+        raise InvalidGrant(exc.description, status_code=401) from None
+    return json_response(tokens, headers=NO_STORE)
+
+
+@bp.post("/logout")
+async def logout() -> Response:
+    body = await read_json_object()
+    token = string_field(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH)
+    # Same answer whether or not the token was known (as RFC 7009 §2.2 does).
+    await services().tokens.revoke(token)
+    return json_response({"status": "logged_out"}, headers=NO_STORE)

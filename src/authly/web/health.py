@@ -1,0 +1,53 @@
+"""`/health`: 200 while the store answers, 503 when it does not (DESIGN §7)."""
+
+from __future__ import annotations
+
+import trio
+from quart import Blueprint, Response
+
+from authly import __version__
+from authly.errors import StoreError
+from authly.metrics import FEATURES
+from authly.web.context import services
+from authly.web.render import json_response
+
+bp = Blueprint("health", __name__)
+
+STORE_PROBE_TIMEOUT = 2.0
+
+
+def _ping(conn: object) -> int:
+    return int(conn.execute("SELECT 1").fetchone()[0])  # type: ignore[attr-defined]
+
+
+async def store_available() -> bool:
+    with trio.move_on_after(STORE_PROBE_TIMEOUT):
+        try:
+            return await services().db.run(_ping) == 1
+        except StoreError:
+            return False
+    return False
+
+
+@bp.get("/health")
+async def health() -> Response:
+    s = services()
+    db_ok = await store_available()
+    redis = s.settings.redis
+    backends = {slot.feature: slot.backend_name for slot in s.slots()}
+    features = {f: redis.uses_redis(f) for f in FEATURES}
+    degraded = any(features[f] and backends[f] != "redis" for f in FEATURES)
+    status = "unhealthy" if not db_ok else ("degraded" if degraded else "healthy")
+    body = {
+        "status": status,
+        "version": __version__,
+        "database": {"available": db_ok},
+        "redis": {
+            "available": False,
+            "url": redis.url.masked() if redis.url else None,
+            "features": features,
+            "backends": backends,
+            "last_switch": None,
+        },
+    }
+    return json_response(body, 200 if db_ok else 503, {"Cache-Control": "no-store"})
