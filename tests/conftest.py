@@ -12,6 +12,8 @@ from authly.app import create_app
 from authly.config import Settings
 from authly.services import EXTENSION_KEY, Services
 
+pytest_plugins = ["tests.redis_server"]
+
 ADMIN_PASSWORD = "admin-pass-123"
 ISSUER = "http://authly.test"
 
