@@ -1,0 +1,114 @@
+"""Redis implementations of the backend protocols, over the client actor.
+
+Only app/lifecycle/supervisor import this module. Every method either answers or raises
+BackendUnavailable (the slot then answers from memory); Redis error replies surface as
+RedisCommandError, which is a bug, not an outage, and propagates.
+
+Keys (all under ``authly:``): ``rl:<key>`` sorted set per rate-limit window,
+``cache:<key>`` string, ``sess:<id>`` hash, ``instances`` heartbeat sorted set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+
+from authly.backends.protocols import Decision
+from authly.redis.actor import RedisActor
+
+PREFIX = "authly:"
+_SESSION_MARK = "__authly__"
+_US = 1_000_000
+
+
+class RedisRateLimiter:
+    """Sliding window log: one atomic Lua call per decision, Redis TIME as the clock."""
+
+    name = "redis"
+
+    def __init__(self, actor: RedisActor) -> None:
+        self._actor = actor
+        self._instance = f"{os.getpid()}.{secrets.token_hex(4)}"
+        self._ids = itertools.count()
+
+    def _key(self, key: str) -> str:
+        return f"{PREFIX}rl:{key}"
+
+    async def check_rate_limit(
+        self, key: str, max_requests: int, window_seconds: float
+    ) -> Decision:
+        suffix = f"{self._instance}.{next(self._ids)}"
+        allowed, count, retry_us, member = await self._actor.run_script(
+            "sliding_window",
+            [self._key(key)],
+            [int(window_seconds * _US), max_requests, suffix],
+        )
+        if int(allowed) == 1:
+            return Decision(True, max(0, max_requests - int(count)), 0.0, str(member))
+        return Decision(False, 0, max(0, int(retry_us)) / _US)
+
+    async def refund(self, key: str, member: str) -> None:
+        await self._actor.execute("ZREM", self._key(key), member)
+
+    async def merge(self, key: str, window_seconds: float, hits: list[tuple[float, str]]) -> None:
+        """Add hits recorded elsewhere, given as (age in seconds, member)."""
+        args: list[object] = [int(window_seconds * _US)]
+        for age, member in hits:
+            args += [int(age * _US), member]
+        await self._actor.run_script("merge_window", [self._key(key)], args)
+
+
+class RedisCache:
+    name = "redis"
+
+    def __init__(self, actor: RedisActor) -> None:
+        self._actor = actor
+
+    async def get(self, key: str) -> str | None:
+        value = await self._actor.execute("GET", PREFIX + "cache:" + key)
+        return None if value is None else str(value)
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        await self._actor.execute("SET", PREFIX + "cache:" + key, value, "PX", _ms(ttl))
+
+    async def delete(self, key: str) -> None:
+        await self._actor.execute("DEL", PREFIX + "cache:" + key)
+
+    async def exists(self, key: str) -> bool:
+        return int(await self._actor.execute("EXISTS", PREFIX + "cache:" + key)) == 1
+
+
+class RedisSessionStore:
+    """One hash per session (HSET + PEXPIRE in one script) so fields stay inspectable."""
+
+    name = "redis"
+
+    def __init__(self, actor: RedisActor) -> None:
+        self._actor = actor
+
+    async def get(self, session_id: str) -> dict[str, str] | None:
+        data = await self._actor.execute("HGETALL", PREFIX + "sess:" + session_id)
+        if not data:
+            return None
+        data.pop(_SESSION_MARK, None)
+        return {str(k): str(v) for k, v in data.items()}
+
+    async def set(self, session_id: str, data: dict[str, str], ttl: float) -> None:
+        # A marker field keeps an empty session representable (HSET needs a pair).
+        args: list[object] = [_ms(ttl), _SESSION_MARK, "1"]
+        for field, value in data.items():
+            args += [field, value]
+        await self._actor.run_script("session_set", [PREFIX + "sess:" + session_id], args)
+
+    async def delete(self, session_id: str) -> None:
+        await self._actor.execute("DEL", PREFIX + "sess:" + session_id)
+
+    async def touch(self, session_id: str, ttl: float) -> bool:
+        return (
+            int(await self._actor.execute("PEXPIRE", PREFIX + "sess:" + session_id, _ms(ttl))) == 1
+        )
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

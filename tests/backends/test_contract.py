@@ -1,0 +1,168 @@
+"""ONE contract suite, run unchanged over the memory and the Redis implementations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
+from authly.backends.redis import RedisCache, RedisRateLimiter, RedisSessionStore
+from authly.redis.actor import RedisActor
+from authly.redis.url import parse_redis_url
+from tests.redis_server import RedisServer, requires_redis
+
+IMPLS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", id="redis", marks=[pytest.mark.redis, requires_redis]),
+]
+
+
+async def _actor(nursery: trio.Nursery) -> RedisActor:
+    server = RedisServer(nursery)
+    await server.start()
+    actor = RedisActor(parse_redis_url(server.url), op_timeout=1.0)
+    await nursery.start(actor.run)
+    return actor
+
+
+@pytest.fixture(params=IMPLS)
+async def limiter(request, nursery) -> AsyncIterator[object]:
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+    else:
+        yield RedisRateLimiter(await _actor(nursery))
+
+
+@pytest.fixture(params=IMPLS)
+async def cache(request, nursery) -> AsyncIterator[object]:
+    if request.param == "memory":
+        yield MemoryCache()
+    else:
+        yield RedisCache(await _actor(nursery))
+
+
+@pytest.fixture(params=IMPLS)
+async def sessions(request, nursery) -> AsyncIterator[object]:
+    if request.param == "memory":
+        yield MemorySessionStore()
+    else:
+        yield RedisSessionStore(await _actor(nursery))
+
+
+async def wait_for(predicate, timeout: float = 3.0) -> None:
+    with trio.fail_after(timeout):
+        while not await predicate():
+            await trio.sleep(0.02)
+
+
+# ---- RateLimiter -----------------------------------------------------------------------
+
+
+async def test_limit_allows_exactly_max_then_denies(limiter):
+    decisions = [await limiter.check_rate_limit("k", 3, 60) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    denied = decisions[3]
+    assert 0 < denied.retry_after <= 60
+    assert denied.member is None
+
+
+async def test_keys_are_independent(limiter):
+    for _ in range(2):
+        assert (await limiter.check_rate_limit("a", 2, 60)).allowed
+    assert not (await limiter.check_rate_limit("a", 2, 60)).allowed
+    assert (await limiter.check_rate_limit("b", 2, 60)).allowed
+
+
+async def test_refund_gives_the_slot_back(limiter):
+    first = await limiter.check_rate_limit("r", 1, 60)
+    assert first.allowed
+    assert not (await limiter.check_rate_limit("r", 1, 60)).allowed
+    await limiter.refund("r", first.member)
+    assert (await limiter.check_rate_limit("r", 1, 60)).allowed
+
+
+async def test_window_slides(limiter):
+    assert (await limiter.check_rate_limit("s", 1, 0.2)).allowed
+    denied = await limiter.check_rate_limit("s", 1, 0.2)
+    assert not denied.allowed
+    assert denied.retry_after <= 0.2
+
+    async def allowed_again() -> bool:
+        return (await limiter.check_rate_limit("s", 1, 0.2)).allowed
+
+    await wait_for(allowed_again)
+
+
+async def test_concurrent_hits_never_exceed_the_limit(limiter):
+    allowed = []
+
+    async def hit() -> None:
+        allowed.append((await limiter.check_rate_limit("burst", 7, 60)).allowed)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(hit)
+    assert allowed.count(True) == 7
+
+
+# ---- Cache -------------------------------------------------------------------------------
+
+
+async def test_cache_set_get_delete_exists(cache):
+    key = uuid.uuid4().hex
+    assert await cache.get(key) is None
+    assert not await cache.exists(key)
+    await cache.set(key, '{"a": 1}', 60)
+    assert await cache.get(key) == '{"a": 1}'
+    assert await cache.exists(key)
+    await cache.set(key, "v2", 60)
+    assert await cache.get(key) == "v2"
+    await cache.delete(key)
+    assert await cache.get(key) is None
+    await cache.delete(key)  # deleting twice is fine
+
+
+async def test_cache_entries_expire(cache):
+    await cache.set("short", "x", 0.1)
+    await cache.set("long", "y", 60)
+
+    async def gone() -> bool:
+        return await cache.get("short") is None
+
+    await wait_for(gone)
+    assert await cache.get("long") == "y"
+
+
+# ---- SessionStore ------------------------------------------------------------------------
+
+
+async def test_session_roundtrip_replace_delete(sessions):
+    await sessions.set("s1", {"user_id": "u1", "csrf": "t"}, 60)
+    assert await sessions.get("s1") == {"user_id": "u1", "csrf": "t"}
+    await sessions.set("s1", {"user_id": "u2"}, 60)
+    assert await sessions.get("s1") == {"user_id": "u2"}  # replaced, not merged
+    await sessions.delete("s1")
+    assert await sessions.get("s1") is None
+    assert await sessions.get("never") is None
+
+
+async def test_empty_session_is_stored(sessions):
+    await sessions.set("empty", {}, 60)
+    assert await sessions.get("empty") == {}
+
+
+async def test_session_expires_and_touch_extends(sessions):
+    await sessions.set("t", {"a": "1"}, 0.15)
+    await sessions.set("x", {"a": "1"}, 0.15)
+    assert await sessions.touch("t", 60)
+    assert not await sessions.touch("missing", 60)
+
+    async def x_gone() -> bool:
+        return await sessions.get("x") is None
+
+    await wait_for(x_gone)
+    assert await sessions.get("t") == {"a": "1"}
