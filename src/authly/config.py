@@ -66,9 +66,14 @@ def _parse_database_url(text: str) -> str:
 
 def _parse_redis_url(text: str) -> RedisUrl:
     try:
-        return parse_redis_url(text)
+        url = parse_redis_url(text)
     except RedisUrlError as exc:
         raise ValueError(str(exc)) from None
+    if url.is_cluster:
+        raise ValueError(
+            f"Redis Cluster ({url.masked()}) is not supported yet; give one node's URL"
+        )
+    return url
 
 
 def _parse_log_level(text: str) -> str:

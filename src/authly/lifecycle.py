@@ -16,6 +16,7 @@ from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySession
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
 from authly.metrics import FEATURES, Metrics
+from authly.redis.actor import RedisActor, redis_dependency_available
 from authly.services import EXTENSION_KEY, Services
 from authly.store import keys as key_repo
 from authly.store import users as user_repo
@@ -74,7 +75,7 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
     access = AccessTokens(
         keys, issuer=settings.issuer, audience=settings.issuer, ttl=settings.access_token_ttl
     )
-    return Services(
+    services = Services(
         settings=settings,
         metrics=metrics,
         db=db,
@@ -92,6 +93,59 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         ),
         tokens=TokenService(db, access, refresh_ttl=settings.refresh_token_ttl),
     )
+    await start_redis(app, services)
+    return services
+
+
+async def start_redis(app: QuartTrio, services: Services) -> None:
+    """Start the client actor and the supervisor when any feature is set to use Redis.
+
+    The supervisor reports ready only after its first probe, so by the time the app
+    serves, each feature is on the backend it should be on.
+    """
+    redis = services.settings.redis
+    if redis.url is None:
+        return
+    enabled = [f for f in FEATURES if redis.uses_redis(f)]
+    if not enabled:
+        log.info("AUTHLY_REDIS_URL is set but no Redis feature flag is on; using memory backends")
+        return
+    if not redis_dependency_available():
+        log.warning("Redis dependency not available")
+        log.warning("Redis connection failed, falling back to memory")
+        log.warning("using memory backends")
+        services.redis_error = "Redis dependency not available (pip install 'authly[redis]')"
+        return
+    from authly.supervisor import Supervisor
+
+    metrics = services.metrics
+    supervisor: Supervisor | None = None
+
+    def on_failure(error: BaseException) -> None:
+        if supervisor is not None:
+            supervisor.report_failure(error)
+
+    actor = RedisActor(
+        redis.url,
+        pool_size=redis.pool_size,
+        connect_timeout=redis.connect_timeout,
+        keepalive=redis.keepalive,
+        op_timeout=redis.op_timeout_ms / 1000,
+        on_failure=on_failure,
+        on_command=lambda op: metrics.redis_operations.labels(op).inc(),
+    )
+    log.info("connecting to Redis at %s", redis.url.masked())
+    services.owned_scopes.append(await app.nursery.start(actor.run))
+    supervisor = Supervisor(
+        redis,
+        actor,
+        rate_limit=services.rate_limit,
+        cache=services.cache,
+        sessions=services.sessions,
+        metrics=metrics,
+    )
+    services.supervisor = supervisor
+    services.owned_scopes.append(await app.nursery.start(supervisor.run))
 
 
 def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
@@ -109,4 +163,6 @@ def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
     async def _stop() -> None:
         services: Services | None = app.extensions.pop(EXTENSION_KEY, None)
         if services is not None:
+            for scope in reversed(services.owned_scopes):
+                scope.cancel()
             services.db.close()

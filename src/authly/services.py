@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
 
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
@@ -14,6 +17,9 @@ from authly.tokens.keys import SigningKeys
 from authly.tokens.service import TokenService
 from authly.users.login import LoginService
 from authly.users.passwords import PasswordHasher
+
+if TYPE_CHECKING:
+    from authly.supervisor import Supervisor
 
 EXTENSION_KEY = "authly"
 
@@ -30,8 +36,11 @@ class Services:
     sessions: SessionSlot
     login: LoginService
     tokens: TokenService
+    supervisor: Supervisor | None = None
+    redis_error: str | None = None
     now: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
+    owned_scopes: list[trio.CancelScope] = field(default_factory=list)
 
     def slots(self) -> tuple[RateLimiterSlot, CacheSlot, SessionSlot]:
         return (self.rate_limit, self.cache, self.sessions)

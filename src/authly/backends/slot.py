@@ -1,8 +1,10 @@
 """The swappable holder of one feature's current implementation.
 
-Swapping is one assignment: calls already in flight finish on the backend they started
-on. Only the supervisor swaps; everything else calls through the slot, which satisfies
-the feature's protocol itself.
+A slot always has a memory implementation, and may point at a Redis one. Swapping is
+one assignment: calls already in flight finish on the backend they started on. Only
+the supervisor swaps. When a call on Redis fails (BackendUnavailable), the slot answers
+that same call from memory and reports the failure, so the request never sees it and
+the supervisor can swap at once.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
 from authly.backends.protocols import Cache, Decision, RateLimiter, SessionStore
+from authly.errors import BackendUnavailable
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -23,13 +28,17 @@ class SlotStatistics:
     feature: str
     backend: str
     swaps: int
+    fallbacks: int
 
 
-class Slot(Generic[T]):
-    def __init__(self, feature: str, impl: T) -> None:
+class Slot(Generic[T, M]):
+    def __init__(self, feature: str, memory: M) -> None:
         self.feature = feature
-        self.current: T = impl
+        self.memory: M = memory
+        self.current: T = memory  # type: ignore[assignment]
+        self.on_failure: Callable[[BaseException], None] | None = None
         self._swaps = 0
+        self._fallbacks = 0
         self._changed = trio.Event()
 
     @property
@@ -51,36 +60,93 @@ class Slot(Generic[T]):
         return self.current
 
     def statistics(self) -> SlotStatistics:
-        return SlotStatistics(self.feature, self.backend_name, self._swaps)
+        return SlotStatistics(self.feature, self.backend_name, self._swaps, self._fallbacks)
+
+    def _fallback_target(self) -> Any:
+        return self.memory
 
     async def _call(self, method: str, *args: Any) -> Any:
-        return await getattr(self.current, method)(*args)
+        return (await self._answer(method, *args))[0]
+
+    async def _answer(self, method: str, *args: Any) -> tuple[Any, bool]:
+        """(result, True if Redis answered it)."""
+        impl: Any = self.current
+        if impl is self.memory:
+            return await getattr(self._fallback_target(), method)(*args), False
+        try:
+            return await getattr(impl, method)(*args), True
+        except BackendUnavailable as exc:
+            self._fallbacks += 1
+            if self.on_failure is not None:
+                self.on_failure(exc)
+            return await getattr(self._fallback_target(), method)(*args), False
 
 
-class RateLimiterSlot(Slot[RateLimiter]):
-    name = "slot"
+class FleetShare:
+    """While Redis is down, each instance enforces limit / instances last seen sharing
+    that Redis, so the fleet as a whole stays near the configured limit (never open)."""
 
-    def __init__(self, impl: RateLimiter, *, on_decision: Callable[[bool], None] | None = None):
-        super().__init__("rate_limit", impl)
-        self._on_decision = on_decision
+    def __init__(self, memory: MemoryRateLimiter, instances: Callable[[], int]) -> None:
+        self.name = memory.name
+        self._memory = memory
+        self._instances = instances
 
     async def check_rate_limit(
         self, key: str, max_requests: int, window_seconds: float
     ) -> Decision:
-        decision: Decision = await self._call("check_rate_limit", key, max_requests, window_seconds)
+        share = max(1, max_requests // max(1, self._instances()))
+        return self._memory.check_nowait(key, share, window_seconds)
+
+    async def refund(self, key: str, member: str) -> None:
+        await self._memory.refund(key, member)
+
+
+class RateLimiterSlot(Slot[RateLimiter, MemoryRateLimiter]):
+    name = "slot"
+
+    def __init__(
+        self,
+        memory: MemoryRateLimiter,
+        *,
+        on_decision: Callable[[bool], None] | None = None,
+    ) -> None:
+        super().__init__("rate_limit", memory)
+        self._on_decision = on_decision
+        # How many instances share the Redis; the supervisor replaces this.
+        self.instances: Callable[[], int] = lambda: 1
+        self._share = FleetShare(memory, lambda: self.instances())
+
+    def _fallback_target(self) -> Any:
+        return self._share
+
+    async def check_rate_limit(
+        self, key: str, max_requests: int, window_seconds: float
+    ) -> Decision:
+        decision: Decision
+        decision, by_redis = await self._answer(
+            "check_rate_limit", key, max_requests, window_seconds
+        )
+        if by_redis and decision.member is not None:
+            # Shadow what Redis allowed, so an outage starts from this instance's own
+            # recent hits instead of an empty window (a flap never resets a limit).
+            self.memory.record(key, window_seconds, decision.member)
         if self._on_decision is not None:
             self._on_decision(decision.allowed)
         return decision
 
     async def refund(self, key: str, member: str) -> None:
-        await self._call("refund", key, member)
+        await self.memory.refund(key, member)
+        if self.current is not self.memory:
+            await self._call("refund", key, member)
 
 
-class CacheSlot(Slot[Cache]):
+class CacheSlot(Slot[Cache, MemoryCache]):
     name = "slot"
 
-    def __init__(self, impl: Cache, *, on_lookup: Callable[[bool], None] | None = None):
-        super().__init__("cache", impl)
+    def __init__(
+        self, memory: MemoryCache, *, on_lookup: Callable[[bool], None] | None = None
+    ) -> None:
+        super().__init__("cache", memory)
         self._on_lookup = on_lookup
 
     async def get(self, key: str) -> str | None:
@@ -99,11 +165,11 @@ class CacheSlot(Slot[Cache]):
         return bool(await self._call("exists", key))
 
 
-class SessionSlot(Slot[SessionStore]):
+class SessionSlot(Slot[SessionStore, MemorySessionStore]):
     name = "slot"
 
-    def __init__(self, impl: SessionStore) -> None:
-        super().__init__("session", impl)
+    def __init__(self, memory: MemorySessionStore) -> None:
+        super().__init__("session", memory)
 
     async def get(self, session_id: str) -> dict[str, str] | None:
         result: dict[str, str] | None = await self._call("get", session_id)

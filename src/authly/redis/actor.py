@@ -199,15 +199,21 @@ class RedisActor:
             kwargs.update(ssl=True, ssl_ca_certs=u.ssl_ca_certs, ssl_cert_reqs=u.ssl_cert_reqs)
         return redis_asyncio.Redis(**kwargs)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the asyncio loop and the client until cancelled."""
+    async def run(
+        self, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Own the asyncio loop and the client until cancelled; hands back its scope."""
+        with trio.CancelScope() as scope:
+            await self._run(scope, task_status)
+
+    async def _run(self, scope: trio.CancelScope, task_status: Any) -> None:
         async with trio_asyncio.open_loop():
             self._client = self._make_client()
             try:
                 async with trio.open_nursery() as nursery:
                     for _ in range(self.pool_size):
                         nursery.start_soon(self._worker)
-                    task_status.started()
+                    task_status.started(scope)
             finally:
                 self._send.close()
                 with trio.CancelScope(shield=True), trio.move_on_after(1):

@@ -34,6 +34,7 @@ async def health() -> Response:
     s = services()
     db_ok = await store_available()
     redis = s.settings.redis
+    supervisor = s.supervisor
     backends = {slot.feature: slot.backend_name for slot in s.slots()}
     features = {f: redis.uses_redis(f) for f in FEATURES}
     degraded = any(features[f] and backends[f] != "redis" for f in FEATURES)
@@ -43,11 +44,13 @@ async def health() -> Response:
         "version": __version__,
         "database": {"available": db_ok},
         "redis": {
-            "available": False,
+            "available": supervisor.available if supervisor else False,
             "url": redis.url.masked() if redis.url else None,
             "features": features,
             "backends": backends,
-            "last_switch": None,
+            "last_switch": (
+                supervisor.last_switch.as_json() if supervisor and supervisor.last_switch else None
+            ),
         },
     }
     return json_response(body, 200 if db_ok else 503, {"Cache-Control": "no-store"})

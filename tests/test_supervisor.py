@@ -1,0 +1,171 @@
+"""The supervisor against real redis-server processes: swap out, swap back, carry state."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from authly.app import create_app
+from authly.redis.actor import RedisActor
+from authly.redis.url import parse_redis_url
+from tests.conftest import login, make_settings, services_of
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+ALL_FEATURES = {"rate_limit": True, "cache": True, "session": True}
+
+
+def redis_settings(tmp_path, url: str, **redis_overrides):
+    base = make_settings(tmp_path)
+    redis = base.redis.__class__(
+        url=parse_redis_url(url),
+        **ALL_FEATURES,
+        health_interval_ms=100,
+        op_timeout_ms=200,
+        connect_timeout=1,
+    )
+    return base.replace(redis=redis.__class__(**{**redis.__dict__, **redis_overrides}))
+
+
+def on(name: str):
+    return lambda impl: impl.name == name
+
+
+async def wait_all(services, name: str, timeout: float) -> None:
+    with trio.fail_after(timeout):
+        for slot in services.slots():
+            await slot.wait_until(on(name))
+
+
+async def test_startup_with_redis_logs_and_uses_redis(tmp_path, redis_server, caplog):
+    caplog.set_level(logging.INFO)
+    app = create_app(redis_settings(tmp_path, redis_server.url))
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        assert [s.backend_name for s in services.slots()] == ["redis"] * 3
+        health = await (await test_app.test_client().get("/health")).get_json()
+        assert health["status"] == "healthy"
+        assert health["redis"]["available"] is True
+        assert health["redis"]["backends"] == {
+            "rate_limit": "redis",
+            "cache": "redis",
+            "session": "redis",
+        }
+    text = caplog.text
+    for line in (
+        "Redis connection initialized successfully",
+        "Redis integration enabled",
+        "Using Redis rate limiting backend",
+        "Using Redis caching backend",
+        "Using Redis session backend",
+    ):
+        assert line in text
+
+
+async def test_kill_swaps_to_memory_and_restart_swaps_back(tmp_path, redis_server):
+    app = create_app(redis_settings(tmp_path, redis_server.url))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        services = services_of(test_app)
+        await redis_server.kill()
+        await wait_all(services, "memory", 1.0)
+        health = await (await client.get("/health")).get_json()
+        assert health["status"] == "degraded"
+        assert health["redis"]["available"] is False
+        assert health["redis"]["last_switch"]["to"] == "memory"
+        assert (await login(client)).status_code == 200  # still serving
+        await redis_server.start()
+        await wait_all(services, "redis", 3.0)
+        health = await (await client.get("/health")).get_json()
+        assert health["status"] == "healthy"
+        assert health["redis"]["last_switch"]["to"] == "redis"
+        metrics = (await (await client.get("/metrics")).get_data()).decode()
+        assert 'authly_backend_switches_total{feature="session",to="memory"} 1.0' in metrics
+        assert 'authly_backend_switches_total{feature="session",to="redis"} 2.0' in metrics
+        assert "authly_redis_up 1.0" in metrics
+
+
+async def test_pause_swaps_to_memory_and_resume_swaps_back(tmp_path, redis_server):
+    app = create_app(redis_settings(tmp_path, redis_server.url))
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        redis_server.pause()
+        await wait_all(services, "memory", 1.0)
+        redis_server.resume()
+        await wait_all(services, "redis", 3.0)
+
+
+async def test_boot_with_redis_down_then_redis_starts(tmp_path, nursery, caplog):
+    caplog.set_level(logging.INFO)
+    server = RedisServer(nursery)  # port chosen, not started yet
+    app = create_app(redis_settings(tmp_path, server.url))
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        assert [s.backend_name for s in services.slots()] == ["memory"] * 3
+        assert "Redis connection failed, falling back to memory" in caplog.text
+        assert "using memory backends" in caplog.text
+        assert (await login(test_app.test_client())).status_code == 200
+        await server.start()
+        await wait_all(services, "redis", 3.0)
+        await server.stop()
+
+
+async def test_session_written_during_outage_is_in_redis_after_switch_back(
+    tmp_path, redis_server, nursery
+):
+    app = create_app(redis_settings(tmp_path, redis_server.url))
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        await redis_server.kill()
+        await wait_all(services, "memory", 1.0)
+        await services.sessions.set("outage-session", {"user_id": "u1"}, 300)
+        await redis_server.start()
+        await wait_all(services, "redis", 3.0)
+        assert await services.sessions.get("outage-session") == {"user_id": "u1"}
+        # Another instance (a separate client) sees it in Redis, with its TTL.
+        other = RedisActor(parse_redis_url(redis_server.url))
+        await nursery.start(other.run)
+        assert await other.execute("HGET", "authly:sess:outage-session", "user_id") == "u1"
+        assert 0 < await other.execute("PTTL", "authly:sess:outage-session") <= 300_000
+
+
+async def test_rate_limit_windows_survive_a_flap(tmp_path, redis_server):
+    settings = redis_settings(tmp_path, redis_server.url)
+    app = create_app(settings)
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        limiter = services.rate_limit
+        for _ in range(3):  # recorded in Redis (and shadowed locally)
+            assert (await limiter.check_rate_limit("flap", 5, 60)).allowed
+        await redis_server.restart()  # Redis comes back EMPTY
+        await wait_all(services, "memory", 1.0)
+        await wait_all(services, "redis", 3.0)
+        # The merge carried the 3 hits back: exactly 2 more are allowed.
+        results = [(await limiter.check_rate_limit("flap", 5, 60)).allowed for _ in range(4)]
+        assert results == [True, True, False, False]
+
+
+async def test_limit_never_fails_open_while_down(tmp_path, redis_server):
+    app = create_app(redis_settings(tmp_path, redis_server.url))
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        limiter = services.rate_limit
+        await redis_server.kill()
+        await wait_all(services, "memory", 1.0)
+        allowed = [(await limiter.check_rate_limit("down", 5, 60)).allowed for _ in range(10)]
+        assert allowed.count(True) == 5
+
+
+async def test_request_path_failure_is_answered_from_memory(tmp_path, redis_server):
+    # A long health interval: only the request-path breaker can trigger the swap.
+    settings = redis_settings(tmp_path, redis_server.url, health_interval_ms=60_000)
+    app = create_app(settings)
+    async with app.test_app() as test_app:
+        services = services_of(test_app)
+        await redis_server.kill()
+        await services.sessions.set("s", {"a": "1"}, 60)  # answered by memory, no error
+        await wait_all(services, "memory", 1.0)
+        assert await services.sessions.get("s") == {"a": "1"}
