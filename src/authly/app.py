@@ -1,8 +1,8 @@
 """The application factory.
 
 ``create_app(settings)`` builds a fresh app (tests vary settings per app). For
-``hypercorn -k trio authly.app`` the module attribute ``app`` is built lazily, on first
-access, from the process environment: that access is the edge where settings are read.
+``hypercorn -k trio authly.app`` the module attribute ``app`` (an EnvApp) reads the
+process environment at import, the edge where such a worker gets its settings.
 """
 
 from __future__ import annotations
@@ -72,15 +72,27 @@ def configure_logging(level: str) -> None:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"authly: configuration error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    configure_logging(settings.log_level)
-    application = create_app(settings)
-    globals()["app"] = application
-    return application
+class EnvApp:
+    """The ASGI app for ``hypercorn -k trio authly.app``.
+
+    Settings are read from the environment when the module is imported, so a bad value
+    stops the worker at once with one line (exit status 2); the real app is built on
+    the first ASGI event (lifespan start-up), in the worker that serves it.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._settings = Settings.from_env(os.environ)
+        except ConfigError as exc:
+            print(f"authly: configuration error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        self._app: AuthlyApp | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            configure_logging(self._settings.log_level)
+            self._app = create_app(self._settings)
+        await self._app(scope, receive, send)
+
+
+app = EnvApp()

@@ -12,20 +12,20 @@ import time
 
 from quart_trio import QuartTrio
 
-from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
-from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
-from authly.metrics import FEATURES, Metrics
-from authly.redis.actor import RedisActor, redis_dependency_available
+from authly.core.redis_runtime import make_slots, start_redis
+from authly.metrics import Metrics
 from authly.services import EXTENSION_KEY, Services
 from authly.store import keys as key_repo
 from authly.store import users as user_repo
 from authly.store.db import Database, open_database
 from authly.tokens.access import AccessTokens
+from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys, generate_rsa_key
 from authly.tokens.service import TokenService
 from authly.users.login import LoginService
 from authly.users.passwords import PasswordHasher
+from authly.users.profiles import UserProfiles
 
 log = logging.getLogger("authly")
 
@@ -63,18 +63,11 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
     keys = SigningKeys(rows)
     hasher = make_hasher(settings)
     await bootstrap_admin(db, hasher, settings)
-    rate_limit = RateLimiterSlot(
-        MemoryRateLimiter(max_keys=settings.rate_limit_max_keys),
-        on_decision=metrics.count_decision,
-    )
-    cache = CacheSlot(MemoryCache(), on_lookup=metrics.count_lookup)
-    sessions = SessionSlot(MemorySessionStore())
-    for feature in FEATURES:
-        metrics.set_backend(feature, "memory")
-    metrics.redis_up.set(0)
+    rate_limit, cache, sessions = make_slots(settings, metrics)
     access = AccessTokens(
         keys, issuer=settings.issuer, audience=settings.issuer, ttl=settings.access_token_ttl
     )
+    profiles = UserProfiles(db, cache)
     services = Services(
         settings=settings,
         metrics=metrics,
@@ -88,64 +81,19 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
             db,
             hasher,
             rate_limit,
+            profiles,
             max_failures=settings.login_rate_limit,
             window_seconds=settings.login_rate_window,
         ),
-        tokens=TokenService(db, access, refresh_ttl=settings.refresh_token_ttl),
+        tokens=TokenService(db, access, sessions, refresh_ttl=settings.refresh_token_ttl),
+        profiles=profiles,
+        jwks=JwksDocument(db, cache),
     )
-    await start_redis(app, services)
+    runtime = await start_redis(app.nursery, settings.redis, metrics, rate_limit, cache, sessions)
+    services.supervisor = runtime.supervisor
+    services.redis_error = runtime.error
+    services.owned_scopes.extend(runtime.scopes)
     return services
-
-
-async def start_redis(app: QuartTrio, services: Services) -> None:
-    """Start the client actor and the supervisor when any feature is set to use Redis.
-
-    The supervisor reports ready only after its first probe, so by the time the app
-    serves, each feature is on the backend it should be on.
-    """
-    redis = services.settings.redis
-    if redis.url is None:
-        return
-    enabled = [f for f in FEATURES if redis.uses_redis(f)]
-    if not enabled:
-        log.info("AUTHLY_REDIS_URL is set but no Redis feature flag is on; using memory backends")
-        return
-    if not redis_dependency_available():
-        log.warning("Redis dependency not available")
-        log.warning("Redis connection failed, falling back to memory")
-        log.warning("using memory backends")
-        services.redis_error = "Redis dependency not available (pip install 'authly[redis]')"
-        return
-    from authly.supervisor import Supervisor
-
-    metrics = services.metrics
-    supervisor: Supervisor | None = None
-
-    def on_failure(error: BaseException) -> None:
-        if supervisor is not None:
-            supervisor.report_failure(error)
-
-    actor = RedisActor(
-        redis.url,
-        pool_size=redis.pool_size,
-        connect_timeout=redis.connect_timeout,
-        keepalive=redis.keepalive,
-        op_timeout=redis.op_timeout_ms / 1000,
-        on_failure=on_failure,
-        on_command=lambda op: metrics.redis_operations.labels(op).inc(),
-    )
-    log.info("connecting to Redis at %s", redis.url.masked())
-    services.owned_scopes.append(await app.nursery.start(actor.run))
-    supervisor = Supervisor(
-        redis,
-        actor,
-        rate_limit=services.rate_limit,
-        cache=services.cache,
-        sessions=services.sessions,
-        metrics=metrics,
-    )
-    services.supervisor = supervisor
-    services.owned_scopes.append(await app.nursery.start(supervisor.run))
 
 
 def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:

@@ -13,10 +13,12 @@ from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
 from authly.metrics import Metrics
 from authly.store.db import Database
+from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys
 from authly.tokens.service import TokenService
 from authly.users.login import LoginService
 from authly.users.passwords import PasswordHasher
+from authly.users.profiles import UserProfiles
 
 if TYPE_CHECKING:
     from authly.supervisor import Supervisor
@@ -36,6 +38,8 @@ class Services:
     sessions: SessionSlot
     login: LoginService
     tokens: TokenService
+    profiles: UserProfiles
+    jwks: JwksDocument
     supervisor: Supervisor | None = None
     redis_error: str | None = None
     now: Callable[[], float] = time.time

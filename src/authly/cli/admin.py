@@ -28,19 +28,23 @@ def user() -> None:
 
 async def _create_user(
     settings: Settings, username: str, password: str, email: str | None, is_admin: bool
-) -> User:
+) -> User | None:
     from authly.lifecycle import make_hasher
 
     hasher = make_hasher(settings)
     password_hash = await hasher.hash(password)
+    created: User | None = None
     async with trio.open_nursery() as nursery:
         db = await open_database(nursery, settings.sqlite_path)
         try:
-            return await db.run(
+            created = await db.run(
                 user_repo.create, username, password_hash, email, is_admin, time.time()
             )
+        except UsernameTaken:
+            created = None  # reported by the caller; raising here would be wrapped
         finally:
             db.close()
+    return created
 
 
 @user.command("create")
@@ -60,9 +64,8 @@ def create_user(username: str, password_stdin: bool, email: str | None, is_admin
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if not 8 <= len(password) <= MAX_PASSWORD:
         raise click.UsageError(f"the password must be 8 to {MAX_PASSWORD} characters")
-    try:
-        created = trio.run(_create_user, settings, username, password, email, is_admin)
-    except UsernameTaken:
+    created = trio.run(_create_user, settings, username, password, email, is_admin)
+    if created is None:
         click.echo(f"authly: user {username!r} already exists", err=True)
         sys.exit(1)
     click.echo(f"created user {created.username} ({created.id})")

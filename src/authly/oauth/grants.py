@@ -53,7 +53,9 @@ async def password_grant(
     requested = parse_scope(scope_text)
     user = await ctx.login.authenticate(username, password, ctx.client_ip)
     scope = resolve_scope(requested, grantable_scopes(DEFAULT_SCOPE, user.is_admin), DEFAULT_SCOPE)
-    return await ctx.tokens.issue(user_id=user.id, client_id=client_id, scope=format_scope(scope))
+    return await ctx.tokens.issue(
+        user_id=user.id, client_id=client_id, scope=format_scope(scope), client_ip=ctx.client_ip
+    )
 
 
 async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> dict[str, Any]:

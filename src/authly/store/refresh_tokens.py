@@ -107,16 +107,16 @@ def rotate(
         )
 
 
-def revoke_family_of(conn: sqlite3.Connection, token_hash: str, now: float) -> bool:
-    """Revoke the family of the given token; False if the token is unknown."""
+def revoke_family_of(conn: sqlite3.Connection, token_hash: str, now: float) -> str | None:
+    """Revoke the family of the given token; return its id, None if the token is unknown."""
     with write_transaction(conn):
         row = conn.execute(
             "SELECT family_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
         ).fetchone()
         if row is None:
-            return False
+            return None
         _revoke_family(conn, row["family_id"], now)
-        return True
+        return str(row["family_id"])
 
 
 def delete_expired(conn: sqlite3.Connection, now: float) -> int:

@@ -1,6 +1,7 @@
 """JWT access tokens (RFC 9068 profile): RS256, ``typ: at+jwt``.
 
-Claims: iss, sub, aud, exp, iat, jti, scope, client_id. The issuer comes from
+Claims: iss, sub, aud, exp, iat, jti, scope, client_id, and sid (the login session,
+which is the refresh-token family). The issuer comes from
 configuration, never from request headers.
 """
 
@@ -29,6 +30,7 @@ class AccessClaims:
     scope: frozenset[str]
     jti: str
     expires_at: int
+    session_id: str | None
     raw: dict[str, Any]
 
 
@@ -48,9 +50,11 @@ class AccessTokens:
         self.ttl = ttl
         self._now = now
 
-    def issue(self, *, subject: str, client_id: str, scope: str) -> str:
+    def issue(
+        self, *, subject: str, client_id: str, scope: str, session_id: str | None = None
+    ) -> str:
         now = int(self._now())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
             "aud": self.audience,
@@ -60,6 +64,8 @@ class AccessTokens:
             "scope": scope,
             "client_id": client_id,
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         header = {"alg": ALGORITHM, "kid": self.keys.kid, "typ": "at+jwt"}
         return jwt.encode(header, claims, self.keys.active, algorithms=[ALGORITHM])
 
@@ -100,5 +106,6 @@ class AccessTokens:
             scope=frozenset(str(claims.get("scope", "")).split()),
             jti=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            session_id=str(claims["sid"]) if "sid" in claims else None,
             raw=claims,
         )

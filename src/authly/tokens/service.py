@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from authly.backends.protocols import SessionStore
 from authly.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope
 from authly.store import refresh_tokens as refresh_repo
 from authly.store.db import Database
@@ -36,12 +37,14 @@ class TokenService:
         self,
         db: Database,
         access: AccessTokens,
+        sessions: SessionStore,
         *,
         refresh_ttl: int,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
         self.access = access
+        self.sessions = sessions
         self._refresh_ttl = refresh_ttl
         self._now = now
 
@@ -49,7 +52,10 @@ class TokenService:
         """RFC 6749 §5.1 successful response body."""
         return {
             "access_token": self.access.issue(
-                subject=grant.user_id, client_id=grant.client_id, scope=scope
+                subject=grant.user_id,
+                client_id=grant.client_id,
+                scope=scope,
+                session_id=grant.family_id,
             ),
             "token_type": "Bearer",
             "expires_in": self.access.ttl,
@@ -57,12 +63,30 @@ class TokenService:
             "scope": scope,
         }
 
-    async def issue(self, *, user_id: str, client_id: str, scope: str) -> dict[str, Any]:
-        """A new access + refresh pair starting a new refresh family."""
+    async def issue(
+        self, *, user_id: str, client_id: str, scope: str, client_ip: str = ""
+    ) -> dict[str, Any]:
+        """A new access + refresh pair starting a new refresh family.
+
+        The family is the login session: its id is the ``sid`` claim, and a session
+        record (who, which client, from where, since when) lives in the session backend
+        for as long as the family can be refreshed.
+        """
         token, token_hash = new_refresh_token()
         grant = Grant(user_id, client_id, scope, str(uuid.uuid4()))
         now = self._now()
         await self._db.run(refresh_repo.insert, token_hash, grant, now, now + self._refresh_ttl)
+        await self.sessions.set(
+            grant.family_id,
+            {
+                "user_id": user_id,
+                "client_id": client_id,
+                "scope": scope,
+                "ip": client_ip,
+                "created_at": str(int(now)),
+            },
+            self._refresh_ttl,
+        )
         return self._response(grant, token, scope)
 
     async def refresh(
@@ -90,14 +114,23 @@ class TokenService:
             if result.status is RotateStatus.REUSED:
                 log.warning("refresh token reuse detected; token family revoked")
             raise InvalidGrant(_REFUSALS[result.status])
+        await self.sessions.touch(result.grant.family_id, self._refresh_ttl)
         return self._response(result.grant, new_token, result.grant.scope)
 
     async def revoke(self, refresh_token: str) -> bool:
-        """Revoke the token's whole family; False if the token is unknown."""
+        """Revoke the token's whole family and end its session; False if unknown."""
         _check_token_text(refresh_token)
-        return await self._db.run(
+        family_id = await self._db.run(
             refresh_repo.revoke_family_of, hash_refresh_token(refresh_token), self._now()
         )
+        if family_id is None:
+            return False
+        await self.sessions.delete(family_id)
+        return True
+
+    async def session(self, session_id: str) -> dict[str, str] | None:
+        """The login session record behind a ``sid``; None once logged out or expired."""
+        return await self.sessions.get(session_id)
 
 
 def _check_token_text(token: str) -> None:

@@ -18,6 +18,7 @@ from authly.store import users as user_repo
 from authly.store.db import Database
 from authly.store.users import User, username_key
 from authly.users.passwords import PasswordHasher
+from authly.users.profiles import UserProfiles
 
 log = logging.getLogger("authly.login")
 
@@ -31,6 +32,7 @@ class LoginService:
         db: Database,
         hasher: PasswordHasher,
         limiter: RateLimiter,
+        profiles: UserProfiles,
         *,
         max_failures: int,
         window_seconds: float,
@@ -39,6 +41,7 @@ class LoginService:
         self._db = db
         self._hasher = hasher
         self._limiter = limiter
+        self._profiles = profiles
         self._max = max_failures
         self._window = window_seconds
         self._now = now
@@ -70,6 +73,7 @@ class LoginService:
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = await self._hasher.hash(password)
             await self._db.run(user_repo.update_password_hash, user.id, new_hash, self._now())
+            await self._profiles.invalidate(user.id)
         return user
 
     async def _refund(self, reserved: list[tuple[str, str]]) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from authly.oauth.errors import InvalidGrant
+from authly.oauth.errors import InvalidGrant, InvalidToken
 from authly.oauth.grants import FIRST_PARTY_CLIENT_ID, TokenContext, password_grant
 from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 from authly.web.context import client_ip, services
 from authly.web.parsing import optional_string_field, read_json_object, string_field
 from authly.web.render import NO_STORE, json_response
+from authly.web.users import bearer_token
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -38,3 +39,14 @@ async def logout() -> Response:
     # Same answer whether or not the token was known (as RFC 7009 §2.2 does).
     await services().tokens.revoke(token)
     return json_response({"status": "logged_out"}, headers=NO_STORE)
+
+
+@bp.get("/session")
+async def session() -> Response:
+    """The login session behind the bearer access token (its ``sid``)."""
+    s = services()
+    claims = s.tokens.access.verify(bearer_token())
+    record = await s.tokens.session(claims.session_id) if claims.session_id else None
+    if record is None or record.get("user_id") != claims.subject:
+        raise InvalidToken("The login session has ended.")
+    return json_response({"session_id": claims.session_id, **record}, headers=NO_STORE)

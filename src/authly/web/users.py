@@ -5,7 +5,6 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from authly.oauth.errors import InvalidToken
-from authly.store import users as user_repo
 from authly.web.context import services
 from authly.web.render import NO_STORE, json_response
 
@@ -27,9 +26,8 @@ def bearer_token() -> str:
 async def me() -> Response:
     s = services()
     claims = s.tokens.access.verify(bearer_token())
-    user = await s.db.run(user_repo.get_by_id, claims.subject)
-    if user is None or not user.is_active:
+    profile = await s.profiles.get(claims.subject)
+    if profile is None:
         raise InvalidToken("The account behind this token no longer exists or is disabled.")
-    profile = user.profile()
     profile["scope"] = " ".join(sorted(claims.scope))
     return json_response(profile, headers=NO_STORE)

@@ -1,0 +1,1 @@
+"""Assembly helpers shared by the app and the public backend helpers."""

@@ -1,0 +1,91 @@
+"""Build the three slots, and start the Redis actor + supervisor when configured.
+
+Used by the app's lifecycle and by the public helpers in ``backend_factory``, so a
+script gets exactly the backends (and the failover) the server has.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import trio
+
+from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
+from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
+from authly.config import RedisSettings, Settings
+from authly.metrics import FEATURES, Metrics
+from authly.redis.actor import RedisActor, redis_dependency_available
+from authly.supervisor import Supervisor
+
+log = logging.getLogger("authly")
+
+
+@dataclass
+class RedisRuntime:
+    supervisor: Supervisor | None = None
+    error: str | None = None
+    scopes: list[trio.CancelScope] = field(default_factory=list)
+
+
+def make_slots(
+    settings: Settings, metrics: Metrics
+) -> tuple[RateLimiterSlot, CacheSlot, SessionSlot]:
+    rate_limit = RateLimiterSlot(
+        MemoryRateLimiter(max_keys=settings.rate_limit_max_keys),
+        on_decision=metrics.count_decision,
+    )
+    cache = CacheSlot(MemoryCache(), on_lookup=metrics.count_lookup)
+    sessions = SessionSlot(MemorySessionStore())
+    for feature in FEATURES:
+        metrics.set_backend(feature, "memory")
+    metrics.redis_up.set(0)
+    return rate_limit, cache, sessions
+
+
+async def start_redis(
+    nursery: trio.Nursery,
+    redis: RedisSettings,
+    metrics: Metrics,
+    rate_limit: RateLimiterSlot,
+    cache: CacheSlot,
+    sessions: SessionSlot,
+) -> RedisRuntime:
+    """Start the client actor and the supervisor when any feature is set to use Redis.
+
+    The supervisor reports ready only after its first probe, so once this returns each
+    feature is on the backend it should be on. The returned scopes stop both tasks.
+    """
+    runtime = RedisRuntime()
+    if redis.url is None:
+        return runtime
+    if not any(redis.uses_redis(f) for f in FEATURES):
+        log.info("AUTHLY_REDIS_URL is set but no Redis feature flag is on; using memory backends")
+        return runtime
+    if not redis_dependency_available():
+        log.warning("Redis dependency not available")
+        log.warning("Redis connection failed, falling back to memory")
+        log.warning("using memory backends")
+        runtime.error = "Redis dependency not available (pip install 'authly[redis]')"
+        return runtime
+
+    def on_failure(error: BaseException) -> None:
+        if runtime.supervisor is not None:
+            runtime.supervisor.report_failure(error)
+
+    actor = RedisActor(
+        redis.url,
+        pool_size=redis.pool_size,
+        connect_timeout=redis.connect_timeout,
+        keepalive=redis.keepalive,
+        op_timeout=redis.op_timeout_ms / 1000,
+        on_failure=on_failure,
+        on_command=lambda op: metrics.redis_operations.labels(op).inc(),
+    )
+    log.info("connecting to Redis at %s", redis.url.masked())
+    runtime.scopes.append(await nursery.start(actor.run))
+    runtime.supervisor = Supervisor(
+        redis, actor, rate_limit=rate_limit, cache=cache, sessions=sessions, metrics=metrics
+    )
+    runtime.scopes.append(await nursery.start(runtime.supervisor.run))
+    return runtime
