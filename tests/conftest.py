@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from authly.app import create_app
 from authly.config import Settings
+from authly.factory import create_app
 from authly.services import EXTENSION_KEY, Services
 
 pytest_plugins = ["tests.redis_server"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -85,7 +86,8 @@ def _parse_log_level(text: str) -> str:
 
 def _parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     try:
-        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p)
+        parts = (p.strip() for p in text.split(","))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
     except ValueError as exc:
         raise ValueError(str(exc)) from None
 
@@ -123,7 +125,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     password_hash_time_cost: int = 2
     password_hash_memory_kib: int = 19_456
-    password_hash_concurrency: int = 2
+    password_hash_concurrency: int = field(default_factory=lambda: default_hash_concurrency())
     log_level: str = "INFO"
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -140,8 +142,12 @@ class Settings:
             ConfigError: naming the first variable whose value is bad.
         """
         env = _Reader(environ)
-        host = overrides.get("host") or env.get("AUTHLY_HOST", str.strip, "127.0.0.1")
-        port = overrides.get("port") or env.get("AUTHLY_PORT", _int_parser(0, 65535), 8000)
+        host = overrides.get("host")
+        if host is None:
+            host = env.get("AUTHLY_HOST", str.strip, "127.0.0.1")
+        port = overrides.get("port")
+        if port is None:
+            port = env.get("AUTHLY_PORT", _int_parser(0, 65535), 8000)
         redis = RedisSettings(
             url=env.get("AUTHLY_REDIS_URL", _parse_redis_url, None),
             rate_limit=env.get("AUTHLY_REDIS_RATE_LIMIT", _parse_bool, False),
@@ -184,7 +190,7 @@ class Settings:
                 "AUTHLY_PASSWORD_HASH_MEMORY_KIB", _int_parser(8, 4 << 20), 19_456
             ),
             password_hash_concurrency=env.get(
-                "AUTHLY_PASSWORD_HASH_CONCURRENCY", _int_parser(1, 64), 2
+                "AUTHLY_PASSWORD_HASH_CONCURRENCY", _int_parser(1, 64), default_hash_concurrency()
             ),
             log_level=env.get("AUTHLY_LOG_LEVEL", _parse_log_level, "INFO"),
             trusted_proxies=env.get("AUTHLY_TRUSTED_PROXIES", _parse_networks, ()),
@@ -226,6 +232,12 @@ class Settings:
             "AUTHLY_REDIS_OP_TIMEOUT_MS": str(r.op_timeout_ms),
             "AUTHLY_REDIS_HEALTH_INTERVAL_MS": str(r.health_interval_ms),
         }
+
+
+def default_hash_concurrency() -> int:
+    """One core fewer than the machine has (at least one): argon2id competes with the
+    event loop for CPU, so leaving a core free keeps other requests' latency flat."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _url_host(host: str) -> str:

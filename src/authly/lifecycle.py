@@ -87,7 +87,7 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         ),
         tokens=TokenService(db, access, sessions, refresh_ttl=settings.refresh_token_ttl),
         profiles=profiles,
-        jwks=JwksDocument(db, cache),
+        jwks=JwksDocument(keys, cache),
     )
     runtime = await start_redis(app.nursery, settings.redis, metrics, rate_limit, cache, sessions)
     services.supervisor = runtime.supervisor
@@ -102,9 +102,10 @@ def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
         services = await build_services(app, settings, metrics)
         app.extensions[EXTENSION_KEY] = services
         log.info(
-            "Authly serving as %s (store %s, backends: memory)",
+            "Authly serving as %s (store %s; backends: %s)",
             settings.issuer,
             settings.database_url,
+            ", ".join(f"{slot.feature}={slot.backend_name}" for slot in services.slots()),
         )
 
     @app.after_serving

@@ -108,7 +108,15 @@ class Supervisor:
         return self.state == "up"
 
     def report_failure(self, error: BaseException) -> None:
-        """Called from the request path: probe now instead of at the next tick."""
+        """Called when a Redis call failed: the breaker.
+
+        The failure is evidence enough, so the switch to memory happens here and now
+        (before the failing request makes its next call), and the loop is woken to
+        start probing for the way back. Waiting for a probe instead would cost every
+        request another op timeout while Redis hangs.
+        """
+        if self.state == "up":
+            self._go_down(f"request failed: {error}")
         self._wake.set()
 
     async def run(
@@ -134,7 +142,7 @@ class Supervisor:
         with trio.move_on_after(self._interval):
             await self._wake.wait()
         self._wake = trio.Event()
-        if not await self._probe(self._op_timeout):
+        if self.state == "up" and not await self._probe(self._op_timeout):
             self._go_down("health probe failed")
 
     async def _recover(self) -> None:
@@ -156,14 +164,18 @@ class Supervisor:
         try:
             ok = await self.actor.execute("PING", timeout=timeout) is True
             if ok:
-                self.instances_seen = int(
-                    await self.actor.run_script(
-                        "heartbeat",
-                        [PREFIX + "instances"],
-                        [self.instance_id, max(int(self._interval * 3000), 3000)],
-                        timeout=timeout,
-                    )
+                seen, data_lost = await self.actor.run_script(
+                    "heartbeat",
+                    [PREFIX + "instances", PREFIX + "epoch"],
+                    [self.instance_id, max(int(self._interval * 3000), 3000)],
+                    timeout=timeout,
                 )
+                self.instances_seen = int(seen)
+                if int(data_lost) and self.state == "up":
+                    # Redis restarted empty between two probes (or was flushed) without
+                    # any call failing: put back what this instance knows.
+                    log.warning("Redis lost its data; merging local rate-limit windows back")
+                    await self._merge_rate_limits()
         except BackendUnavailable:
             ok = False
         self.metrics.redis_up.set(1 if ok else 0)
@@ -194,12 +206,12 @@ class Supervisor:
 
     async def _go_up(self, reason: str, *, announce: bool = False) -> None:
         sessions_mark = await self._copy_sessions(0)
+        self.state = "up"
         for slot, impl in self._managed:
             if slot.current is not impl:
                 self._switch(slot, impl, reason)
             if announce:
                 log.info(FEATURE_LOG[slot.feature])
-        self.state = "up"
         # Second pass: sessions written to memory between the first copy and the swap.
         await self._copy_sessions(sessions_mark, clear=True)
         await self._merge_rate_limits()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 
 import click
@@ -34,7 +35,7 @@ def hypercorn_config(settings: Settings, workers: int) -> Config:
 async def _serve_one(settings: Settings, config: Config) -> None:
     from hypercorn.trio import serve as hypercorn_serve
 
-    from authly.app import create_app
+    from authly.factory import create_app
 
     async def wait_for_signal() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -43,6 +44,21 @@ async def _serve_one(settings: Settings, config: Config) -> None:
                 return
 
     await hypercorn_serve(create_app(settings), config, shutdown_trigger=wait_for_signal)
+
+
+def check_bind(settings: Settings) -> None:
+    """Fail with one line, before anything is opened, if the address cannot be bound."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            click.echo(
+                f"authly: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+                err=True,
+            )
+            sys.exit(1)
 
 
 @click.command()
@@ -58,11 +74,12 @@ async def _serve_one(settings: Settings, config: Config) -> None:
 )
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve Authly over HTTP until SIGINT or SIGTERM."""
-    from authly.app import configure_logging
+    from authly.factory import configure_logging
 
     settings = load_settings(host=host, port=port)
     configure_logging(settings.log_level)
     config = hypercorn_config(settings, workers)
+    check_bind(settings)
     if workers == 1:
         trio.run(_serve_one, settings, config)
         return

@@ -69,11 +69,11 @@ async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> 
             params.get("scope"),
         )
     if grant_type == "refresh_token":
-        token = require(params, "refresh_token", 512)
-        client_id = params.get("client_id")
+        # A refresh token is bound to its client; no client_id means the first-party
+        # client, so a token issued to another client is refused.
         return await ctx.tokens.refresh(
-            token,
-            client_id=client_id_of(params) if client_id else None,
+            require(params, "refresh_token", 512),
+            client_id=client_id_of(params),
             scope=parse_scope(params.get("scope")),
         )
     raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported.")

@@ -14,8 +14,8 @@ ADMIN_SCOPE = "admin"
 
 def parse_scope(text: str | None) -> frozenset[str] | None:
     """Parse a scope parameter; None when absent. Raises InvalidScope when malformed."""
-    if text is None:
-        return None
+    if text is None or text == "":
+        return None  # an empty scope parameter is the same as none (as on /auth/login)
     tokens = text.split(" ")
     if any(not _SCOPE_TOKEN.match(t) for t in tokens):
         raise InvalidScope("scope must be space-separated tokens of printable ASCII")

@@ -279,6 +279,10 @@ class RedisActor:
             else:
                 call.fulfil(outcome.Value(reply))
 
+    async def _drop_connections(self) -> None:
+        with trio.move_on_after(1):
+            await trio_asyncio.aio_as_trio(self._client.connection_pool.disconnect)()
+
     async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         if self.on_command is not None:
             for args in commands:
@@ -295,8 +299,17 @@ class RedisActor:
                 return result
         except trio.TooSlowError:
             raise BackendUnavailable("Redis pipeline timed out") from None
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise BackendUnavailable(f"Redis unreachable: {exc.__class__.__name__}") from None
+        except (RedisConnectionError, OSError) as exc:
+            # The server went away: every pooled connection is suspect (after a restart
+            # each would fail once more), so drop them all and reconnect on next use.
+            await self._drop_connections()
+            raise BackendUnavailable(
+                f"Redis unreachable: {exc.__class__.__name__}: {exc}"
+            ) from None
+        except RedisTimeoutError as exc:
+            raise BackendUnavailable(
+                f"Redis unreachable: {exc.__class__.__name__}: {exc}"
+            ) from None
         except ResponseError as exc:  # pragma: no cover - replies carry errors per command
             raise RedisCommandError(str(exc)) from None
         except RedisError as exc:

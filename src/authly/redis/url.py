@@ -11,10 +11,12 @@ Accepted forms (DESIGN §3)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
 _SSL_CERT_REQS = ("none", "optional", "required")
+_OPTIONS = re.compile(r"\?(?=(?:ssl_ca_certs|ssl_cert_reqs|db)=)")
 
 
 class RedisUrlError(ValueError):
@@ -83,14 +85,23 @@ def parse_redis_url(url: str) -> RedisUrl:
     if not sep or scheme.lower() not in ("redis", "rediss"):
         raise RedisUrlError("must start with redis:// or rediss://")
     tls = scheme.lower() == "rediss"
-    rest, _, query = rest.partition("?")
+    # The options are split off first, then the credentials at the LAST "@", and only
+    # then the path: a password with an unencoded "/", "?" or "@" still parses, and no
+    # error message below ever quotes text from before that "@".
+    options_at = _OPTIONS.search(rest)
+    query = ""
+    if options_at is not None:
+        rest, query = rest[: options_at.start()], rest[options_at.start() + 1 :]
+    userinfo, has_at, rest = rest.rpartition("@")
+    rest, _, query_tail = rest.partition("?")
+    if query_tail:
+        raise RedisUrlError("unknown option in the query string")
     rest, _, fragment = rest.partition("#")
     if fragment:
         raise RedisUrlError("fragments are not allowed")
     netloc, _, path = rest.partition("/")
     username = password = None
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
+    if has_at:
         user_text, has_colon, pass_text = userinfo.partition(":")
         username = unquote(user_text) or None
         password = unquote(pass_text) if has_colon else None

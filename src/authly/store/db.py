@@ -118,9 +118,12 @@ class Database:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(thread_owner)
             await started.wait()
-            if ready[0] is not None:
-                raise StoreError(f"cannot open {self.path}: {ready[0]}") from ready[0]
-            task_status.started()
+            if ready[0] is None:
+                task_status.started()
+        # Raised outside the nursery (whose thread has already returned), so callers
+        # get a plain StoreError rather than an exception group.
+        if ready[0] is not None:
+            raise StoreError(f"cannot open {self.path}: {ready[0]}") from ready[0]
 
     def _thread_main(
         self, token: trio.lowlevel.TrioToken, signal_ready: Callable[[BaseException | None], None]

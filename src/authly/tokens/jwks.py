@@ -1,7 +1,8 @@
 """The published JWK Set, cache-aside through the cache slot.
 
-On a miss the key set is read from the store (so a key added by any process appears
-within one TTL) and cached as the JSON document served at /.well-known/jwks.json.
+The document is built from the key objects loaded once at start-up (cheap: no PEM
+parsing on the request path) and cached as JSON; ``invalidate`` drops it when the keys
+change, so every instance rebuilds it.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import json
 
 from authly.backends.protocols import Cache
-from authly.store import keys as key_repo
-from authly.store.db import Database
 from authly.tokens.keys import SigningKeys
 
 JWKS_KEY = "jwks"
@@ -18,8 +17,8 @@ JWKS_TTL = 300.0
 
 
 class JwksDocument:
-    def __init__(self, db: Database, cache: Cache, *, ttl: float = JWKS_TTL) -> None:
-        self._db = db
+    def __init__(self, keys: SigningKeys, cache: Cache, *, ttl: float = JWKS_TTL) -> None:
+        self._keys = keys
         self._cache = cache
         self._ttl = ttl
 
@@ -27,8 +26,7 @@ class JwksDocument:
         cached = await self._cache.get(JWKS_KEY)
         if cached is not None:
             return cached
-        rows = await self._db.run(key_repo.list_active)
-        document = json.dumps(SigningKeys(rows).jwks(), separators=(",", ":"))
+        document = json.dumps(self._keys.jwks(), separators=(",", ":"))
         await self._cache.set(JWKS_KEY, document, self._ttl)
         return document
 

@@ -63,17 +63,27 @@ class LoginService:
             assert decision.member is not None
             reserved.append((key, decision.member))
 
+        try:
+            user = await self._check_password(username, password)
+        except InvalidGrant:
+            raise  # a failed attempt: it keeps its slots
+        except Exception:
+            await self._refund(reserved)  # the server failed, not the caller
+            raise
+        await self._refund(reserved)
+        if self._hasher.needs_rehash(user.password_hash):
+            new_hash = await self._hasher.hash(password)
+            await self._db.run(user_repo.update_password_hash, user.id, new_hash, self._now())
+            await self._profiles.invalidate(user.id)
+        return user
+
+    async def _check_password(self, username: str, password: str) -> User:
         user = await self._db.run(user_repo.get_by_username, username)
         if user is None or not user.is_active:
             await self._hasher.verify_dummy(password)
             raise InvalidGrant("Invalid username or password.")
         if not await self._hasher.verify(user.password_hash, password):
             raise InvalidGrant("Invalid username or password.")
-        await self._refund(reserved)
-        if self._hasher.needs_rehash(user.password_hash):
-            new_hash = await self._hasher.hash(password)
-            await self._db.run(user_repo.update_password_hash, user.id, new_hash, self._now())
-            await self._profiles.invalidate(user.id)
         return user
 
     async def _refund(self, reserved: list[tuple[str, str]]) -> None:

@@ -39,7 +39,7 @@ async def read_json_object() -> dict[str, Any]:
         value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRequest("The body is not valid UTF-8.") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise InvalidRequest("The body must be a JSON object.")
@@ -85,4 +85,8 @@ def optional_string_field(body: dict[str, Any], name: str, max_length: int) -> s
         raise InvalidRequest(f"Field {name} must be a string.")
     if len(value) > max_length:
         raise InvalidRequest(f"Field {name} is longer than {max_length} characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON \uD800 escape
+        raise InvalidRequest(f"Field {name} is not valid Unicode text.") from None
     return value

@@ -1,0 +1,70 @@
+"""The application factory: ``create_app(settings)`` builds a fresh app.
+
+Importing this module reads nothing from the environment (tests and the CLI build
+their own Settings); ``authly.app`` is the module for ``hypercorn -k trio authly.app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import sniffio
+from quart_trio import QuartTrio
+
+from authly.config import Settings
+from authly.metrics import Metrics
+from authly.web import auth, health, oauth, oidc, users
+from authly.web import metrics as metrics_web
+from authly.web.render import register_error_handlers
+
+TRIO_REQUIRED = (
+    "authly: Authly runs on Trio; start hypercorn with the trio worker: "
+    "hypercorn -k trio authly.app"
+)
+
+
+class AuthlyApp(QuartTrio):
+    """QuartTrio that refuses, in one line, to run under an asyncio worker."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            library = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = "unknown"
+        if library != "trio":
+            print(TRIO_REQUIRED, file=sys.stderr, flush=True)
+            os._exit(2)
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> AuthlyApp:
+    """Build the app; with no settings, read them from ``os.environ``.
+
+    Raises:
+        ConfigError: when a setting read from the environment is bad.
+    """
+    if settings is None:
+        settings = Settings.from_env(os.environ)
+    from authly import lifecycle
+
+    app = AuthlyApp("authly")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 1
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
+    metrics = Metrics()
+    for blueprint in (auth.bp, oauth.bp, users.bp, oidc.bp, health.bp, metrics_web.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    metrics_web.install_request_metrics(app, metrics)
+    lifecycle.install(app, settings, metrics)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
