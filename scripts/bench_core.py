@@ -45,19 +45,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import queue as queue_module
 import resource
-import secrets
 import shlex
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -72,6 +67,9 @@ from urllib.parse import urlencode, urlsplit
 
 import trio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib.py, next to this file
+import benchlib
+
 SCENARIOS = ("health", "jwks", "login", "refresh", "health_under_login")
 LOGIN_PATH = "/api/v1/auth/login"
 TOKEN_PATH = "/api/v1/oauth/token"
@@ -79,8 +77,6 @@ JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 SETUP_SECONDS = 60.0  # bound on per-scenario set-up (connections, the refresh logins)
-SERVER_START_SECONDS = 60.0
-SERVER_STOP_SECONDS = 10.0
 IDLE_RECONNECT_SECONDS = 2.0  # hypercorn closes idle keep-alive connections after 5 s
 SLOW_WARMUP_SECONDS = 0.5  # a warm-up slower than this is worth a note
 SATURATED_CORE = 0.90  # a load process above this share of one core is client-bound
@@ -489,13 +485,6 @@ def child_main(index: int, job: Job, barrier: Any, stop_event: Any, results: Any
 # ------------------------------------------------------------------ the server
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _machine_busy_seconds() -> float | None:
     """CPU seconds all cores spent busy (not idle or iowait) since boot, from /proc/stat."""
     try:
@@ -531,19 +520,14 @@ def _proc_tree_cpu(root: int) -> float:
     return sum(stats[pid][1] for pid in wanted if pid in stats)
 
 
-class Server:
+class Server(benchlib.AuthlyServer):
     """``python -m authly serve`` in its own session, SQLite in a temporary directory."""
 
     def __init__(self, workers: int, host: str, launcher: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="authly-bench-")
+        super().__init__(Path(self._tmp.name, "server.log"), host)
         self.workers = workers
         self.launcher = launcher
-        self.host = host
-        self.port = _free_port(host)
-        self.username = "admin"
-        self.password = secrets.token_urlsafe(18)
-        self._tmp = tempfile.TemporaryDirectory(prefix="authly-bench-")
-        self.log_path = Path(self._tmp.name, "server.log")
-        self.proc: subprocess.Popen[bytes] | None = None
         self.version = "?"
         self.inherited = sorted(
             k
@@ -575,9 +559,7 @@ class Server:
                 "1",
                 "authly.app:create_app()",
             ]
-        cmd = [sys.executable, "-m", "authly", "serve", "--host", self.host]
-        cmd += ["--port", str(self.port), "--workers", str(self.workers)]
-        return cmd
+        return [*self.serve_command(), "--workers", str(self.workers)]
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -588,84 +570,32 @@ class Server:
             AUTHLY_LOGIN_RATE_LIMIT="1000000",
             AUTHLY_LOG_LEVEL="WARNING",
         )
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(
-                    f"bench: the server exited (status {self.proc.returncode}) before it answered "
-                    f"/health:\n{self.log_tail()}"
-                )
-            status, body = _get(self.target, "/health")
-            if status == 200:
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    self.version = str(json.loads(body)["version"])
-                return
-            last = f"HTTP {status}" if status else body.decode(errors="replace")
-            time.sleep(0.1)
-        self.stop()
-        raise SystemExit(f"bench: the server did not become healthy ({last}):\n{self.log_tail()}")
+        self.launch(self.command(), env)
+        try:
+            health = self.wait_healthy()
+        except benchlib.ServerError as exc:
+            self.stop()
+            raise SystemExit(f"bench: {exc}") from None
+        self.version = str(health.get("version", "?"))
 
     def cpu_seconds(self) -> float | None:
         if self.proc is None or self.proc.poll() is not None:
             return None
         return _proc_tree_cpu(self.proc.pid)
 
-    def stop(self) -> None:
+    def stop(self) -> str:
         if self.proc is None:
-            return
+            return self.stop_note
         if self.proc.poll() is None:
-            started = time.monotonic()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(SERVER_STOP_SECONDS)
-                self.stop_note = f"stopped by SIGTERM in {time.monotonic() - started:.2f} s"
-            except subprocess.TimeoutExpired:
-                # The session was created for this server; it holds only its processes.
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-                self.stop_note = f"did NOT stop within {SERVER_STOP_SECONDS:.0f} s of SIGTERM"
+            self.stop_note = super().stop()
         if self.proc.returncode not in (0, -signal.SIGTERM) and not self.stop_note.startswith(
             "did NOT"
         ):
             self.stop_note += f" (exit status {self.proc.returncode})"
-
-    def log_problems(self) -> list[str]:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
-        return [ln for ln in lines if any(w in ln for w in ("ERROR", "Traceback", "CRITICAL"))]
-
-    def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return self.stop_note
 
     def cleanup(self) -> None:
         self._tmp.cleanup()
-
-
-def _get(target: Target, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(target.host, target.port, timeout=2)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    except OSError as exc:
-        return 0, str(exc).encode()
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------ scenarios
@@ -927,29 +857,6 @@ def _cells(row: Row) -> list[str]:
     ]
 
 
-def _machine() -> dict[str, str]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    load = "?"
-    with contextlib.suppress(OSError):
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return {
-        "nproc": str(nproc),
-        "cpu": model,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-        "load": load,
-    }
-
-
 def _summary_notes(rows: list[Row]) -> list[str]:
     notes = []
     base = next((r for r in rows if r.label == "health" and r.concurrency == 1), None)
@@ -1050,16 +957,6 @@ def render(
 # ------------------------------------------------------------------ main
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected comma-separated whole numbers") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("expected whole numbers >= 1")
-    return values
-
-
 def _scenario_list(text: str) -> list[str]:
     values = [p.strip() for p in text.split(",") if p.strip()]
     unknown = [v for v in values if v not in SCENARIOS]
@@ -1092,7 +989,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how to start the server: `python -m authly serve` (default) or "
         "`python -m hypercorn -k trio -w N 'authly.app:create_app()'`",
     )
-    p.add_argument("--concurrency", type=_int_list, default=[1, 32], help="levels (default 1,32)")
+    p.add_argument(
+        "--concurrency", type=benchlib.int_list(), default=[1, 32], help="levels (default 1,32)"
+    )
     p.add_argument(
         "--scenarios",
         type=_scenario_list,
@@ -1136,12 +1035,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    machine = _machine()
+    machine = benchlib.machine()
     started = datetime.now(UTC)
     extra: list[str] = []
     server: Server | None = None
     if opts.url:
-        status, body = _get(opts.target, "/health")
+        status, body = benchlib.http_get(opts.target.host, opts.target.port, "/health")
         if status != 200:
             print(f"bench: {opts.url}/health answered {status or body.decode()}", file=sys.stderr)
             return 2

@@ -40,15 +40,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import platform
 import secrets
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,10 +58,22 @@ from typing import Any
 import httpx
 import trio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib.py, next to this file
+from benchlib import (
+    SRC,
+    AuthlyServer,
+    RedisServerProcess,
+    ServerError,
+    authly_env,
+    int_list,
+    machine,
+    percentile,
+)
+
 try:
     import authly  # noqa: F401
 except ImportError:  # not installed (no `pip install -e .`): use the checkout's src/
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    sys.path.insert(0, str(SRC))
 
 from authly.backends.memory import MemoryRateLimiter
 from authly.backends.redis import PREFIX, RedisRateLimiter, RedisSessionStore
@@ -77,27 +84,8 @@ from authly.redis.url import parse_redis_url
 LIMIT = 10**9
 WINDOW = 60
 LOGIN_PATH = "/api/v1/auth/login"
-SHARED_REDIS_PORT = 6379  # the machine's Redis: never ours, never touched
-SERVER_START_SECONDS = 60.0
-SERVER_STOP_SECONDS = 10.0
 SESSION_TTL = 3600.0
 IMPLS = ("memory", "actor", "slot", "bridge")
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port != SHARED_REDIS_PORT:
-            return port
-
-
-def percentile(ordered: list[float], p: float) -> float | None:
-    if not ordered:
-        return None
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def fmt_ms(seconds: float | None) -> str:
@@ -110,119 +98,37 @@ def fmt_ms(seconds: float | None) -> str:
 # ------------------------------------------------------------------ processes
 
 
-class RedisProcess:
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("bench_redis: redis-server not found on PATH")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.version = "?"
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        with (workdir / "redis.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-        for word in out.stdout.split():
-            if word.startswith("v="):
-                self.version = word[2:]
-
-    def wait_ready(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"bench_redis: redis-server exited ({self.proc.returncode})")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
-            ):
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return
-            time.sleep(0.02)
-        raise SystemExit("bench_redis: redis-server did not answer PING")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-class AuthlyProcess:
+class AuthlyProcess(AuthlyServer):
     """``python -m authly serve`` on a free port, SQLite in its own directory."""
 
     def __init__(self, name: str, workdir: Path, redis_url: str | None) -> None:
+        super().__init__(workdir / f"authly-{name}.log")
         self.name = name
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.password = secrets.token_urlsafe(18)
-        self.log_path = workdir / f"authly-{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHLY_")}
-        env.update(
-            AUTHLY_DATABASE_URL=f"sqlite:///{workdir}/{name}.db",
-            AUTHLY_ISSUER=self.base_url,
-            AUTHLY_ADMIN_USERNAME="admin",
-            AUTHLY_ADMIN_PASSWORD=self.password,
-            AUTHLY_LOGIN_RATE_LIMIT="1000000",  # the largest value Settings accepts
-            AUTHLY_PASSWORD_HASH_TIME_COST="1",
-            AUTHLY_PASSWORD_HASH_MEMORY_KIB="1024",
-            AUTHLY_LOG_LEVEL="WARNING",
-        )
+        settings = {
+            "AUTHLY_DATABASE_URL": f"sqlite:///{workdir}/{name}.db",
+            "AUTHLY_ISSUER": self.base_url,
+            "AUTHLY_ADMIN_USERNAME": self.username,
+            "AUTHLY_ADMIN_PASSWORD": self.password,
+            "AUTHLY_LOGIN_RATE_LIMIT": "1000000",  # the largest value Settings accepts
+            "AUTHLY_PASSWORD_HASH_TIME_COST": "1",
+            "AUTHLY_PASSWORD_HASH_MEMORY_KIB": "1024",
+            "AUTHLY_LOG_LEVEL": "WARNING",
+        }
         if redis_url is not None:
-            env.update(AUTHLY_REDIS_URL=redis_url, AUTHLY_REDIS_RATE_LIMIT="true")
-        src = Path(__file__).resolve().parent.parent / "src"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
-        argv = [sys.executable, "-m", "authly", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            settings.update(AUTHLY_REDIS_URL=redis_url, AUTHLY_REDIS_RATE_LIMIT="true")
+        self.launch(self.serve_command(), authly_env(**settings))
 
-    async def wait_healthy(self, client: httpx.AsyncClient, backend: str) -> None:
-        last = "no answer"
-        with trio.move_on_after(SERVER_START_SECONDS):
-            while True:
-                if self.proc.poll() is not None:
-                    raise SystemExit(
-                        f"bench_redis: authly ({self.name}) exited:\n{self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    response = await client.get(f"{self.base_url}/health", timeout=1.0)
-                    if response.status_code == 200:
-                        found = response.json()["redis"]["backends"]["rate_limit"]
-                        if found == backend:
-                            return
-                        last = f"rate_limit backend {found}"
-                await trio.sleep(0.1)
-        raise SystemExit(f"bench_redis: authly ({self.name}) not ready ({last})")
+    async def wait_ready(self, backend: str) -> None:
+        """Wait until /health shows the rate limiter on ``backend``."""
 
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
+        def on_backend(health: dict[str, Any]) -> str | None:
+            found = health["redis"]["backends"]["rate_limit"]
+            return None if found == backend else f"rate_limit backend {found}"
+
         try:
-            self.proc.wait(SERVER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only its processes
-            self.proc.wait()
-
-    def log_tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+            await self.await_healthy(on_backend)
+        except ServerError as exc:
+            raise SystemExit(f"bench_redis: {self.name}: {exc}") from None
 
 
 # ------------------------------------------------------------------ part a
@@ -448,8 +354,8 @@ async def part_b(opts: argparse.Namespace, redis_url: str, workdir: Path) -> lis
             max_keepalive_connections=opts.http_concurrency * 2,
         )
         async with httpx.AsyncClient(limits=limits) as client:
-            await servers[0].wait_healthy(client, "memory")
-            await servers[1].wait_healthy(client, "redis")
+            await servers[0].wait_ready("memory")
+            await servers[1].wait_ready("redis")
             for server in servers:  # warm-up: connections, argon2 thread, JIT-free caches
                 await http_round(server, client, opts.http_concurrency * 4, opts)
             totals = {s.name: HttpResult(s.name) for s in servers}
@@ -464,7 +370,7 @@ async def part_b(opts: argparse.Namespace, redis_url: str, workdir: Path) -> lis
                     total.elapsed += res.elapsed
                     print(
                         f"  b: round {r + 1} {server.name:<6} {len(res.latencies)} failed "
-                        f"logins, p99 {fmt_ms(percentile(sorted(res.latencies), 99))} ms",
+                        f"logins, p99 {fmt_ms(percentile(res.latencies, 99))} ms",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -548,29 +454,6 @@ async def part_c(opts: argparse.Namespace, redis_url: str) -> SessionResult:
 
 
 # ------------------------------------------------------------------ report
-
-
-def machine() -> dict[str, str]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    load = "?"
-    with contextlib.suppress(OSError):
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return {
-        "nproc": str(nproc),
-        "cpu": model,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-        "load": load,
-    }
 
 
 def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
@@ -725,16 +608,6 @@ def render(
 # ------------------------------------------------------------------ main
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("a comma-separated list of integers") from None
-    if not values or any(v < 1 or v > 4096 for v in values):
-        raise argparse.ArgumentTypeError("each value must be in 1..4096")
-    return values
-
-
 def _choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         values = [p.strip() for p in text.split(",") if p.strip()]
@@ -754,7 +627,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--parts", type=_choices(("a", "b", "c")), default=["a", "b", "c"], help="e.g. a,c"
     )
     p.add_argument("--impls", type=_choices(IMPLS), default=list(IMPLS), help="part a backends")
-    p.add_argument("--concurrency", type=_int_list, default=[1, 32, 256], help="part a (1,32,256)")
+    p.add_argument(
+        "--concurrency", type=int_list(4096), default=[1, 32, 256], help="part a (1,32,256)"
+    )
     p.add_argument("--requests", type=int, default=20_000, help="decisions per cell (a)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="time cap per cell/round")
     p.add_argument("--keys", type=int, default=1000, help="distinct rate-limit keys (a)")
@@ -806,14 +681,18 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     load_before = machine()["load"]
     workdir = Path(tempfile.mkdtemp(prefix="authly-bench-redis-"))
-    redis = RedisProcess(workdir)
+    redis = RedisServerProcess(workdir, "bench_redis")
+    version = redis.version()
     try:
-        redis.wait_ready()
-        print(f"bench_redis: redis-server {redis.version} on {redis.url}", file=sys.stderr)
+        try:
+            trio.run(redis.start)
+        except RuntimeError as exc:
+            raise SystemExit(f"bench_redis: {exc}") from None
+        print(f"bench_redis: redis-server {version} on {redis.url}", file=sys.stderr)
         cells, http, sessions = trio.run(main_async, opts, redis.url, workdir)
     finally:
         redis.stop()
-    print(render(opts, argv, redis.version, cells, http, sessions, load_before))
+    print(render(opts, argv, version, cells, http, sessions, load_before))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -44,14 +44,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import random
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,24 +58,14 @@ from typing import Any
 import httpx
 import trio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib.py, next to this file
+from benchlib import AuthlyServer, RedisServerProcess, authly_env, percentile
+
 KINDS = ("kill", "pause", "restart")
 LOGIN_PATH = "/api/v1/auth/login"
 ME_PATH = "/api/v1/users/me"
 HEALTH_POLL_SECONDS = 0.05
 HEALTH_TIMEOUT = 1.0
-SERVER_START_SECONDS = 60.0
-SERVER_STOP_SECONDS = 10.0
-REDIS_START_SECONDS = 5.0
-SHARED_REDIS_PORT = 6379  # the machine's Redis: never ours, never touched
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port != SHARED_REDIS_PORT:
-            return port
 
 
 def now() -> float:
@@ -93,166 +77,40 @@ def now() -> float:
 # ------------------------------------------------------------------ processes
 
 
-async def redis_answers(port: int) -> bool:
-    try:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-    except OSError:
-        return False
-    async with stream:
-        with trio.move_on_after(0.5):
-            await stream.send_all(b"PING\r\n")
-            return (await stream.receive_some(64)).startswith(b"+PONG")
-    return False
-
-
-class RedisProcess:
-    """A private redis-server that can be killed, paused, resumed and started again on
-    the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("chaos: redis-server not found on PATH")
-        self.binary = binary
-        self.port = free_port()
-        self.log_path = workdir / "redis.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.paused = False
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def spawn(self) -> None:
-        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.paused = False
-
-    async def start(self) -> None:
-        self.spawn()
-        with trio.fail_after(REDIS_START_SECONDS):
-            while not await redis_answers(self.port):
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with status {self.proc.returncode}")
-                await trio.sleep(0.01)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()  # SIGKILL works on a stopped process too
-            self.proc.wait(5)
-        self.paused = False
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-        self.paused = False
-
-    def stop(self) -> None:
-        self.resume()
-        self.kill()
-
-
-class AuthlyProcess:
+class AuthlyProcess(AuthlyServer):
     """``python -m authly serve`` with SQLite in the work dir and Redis features on."""
 
     def __init__(self, workdir: Path, redis_url: str, opts: argparse.Namespace) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.username = "admin"
-        self.password = secrets.token_urlsafe(18)
-        self.log_path = workdir / "authly.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHLY_")}
-        env.update(
-            AUTHLY_DATABASE_URL=f"sqlite:///{workdir}/authly.db",
-            AUTHLY_ISSUER=self.base_url,
-            AUTHLY_ADMIN_USERNAME=self.username,
-            AUTHLY_ADMIN_PASSWORD=self.password,
-            AUTHLY_REDIS_URL=redis_url,
-            AUTHLY_REDIS_RATE_LIMIT="true",
-            AUTHLY_REDIS_CACHE="true",
-            AUTHLY_REDIS_SESSION="true",
-            AUTHLY_REDIS_HEALTH_INTERVAL_MS=str(opts.health_interval_ms),
-            AUTHLY_REDIS_OP_TIMEOUT_MS=str(opts.op_timeout_ms),
-            AUTHLY_LOGIN_RATE_LIMIT="1000000",
-            AUTHLY_LOG_LEVEL="INFO",
-        )
+        super().__init__(workdir / "authly.log")
+        settings = {
+            "AUTHLY_DATABASE_URL": f"sqlite:///{workdir}/authly.db",
+            "AUTHLY_ISSUER": self.base_url,
+            "AUTHLY_ADMIN_USERNAME": self.username,
+            "AUTHLY_ADMIN_PASSWORD": self.password,
+            "AUTHLY_REDIS_URL": redis_url,
+            "AUTHLY_REDIS_RATE_LIMIT": "true",
+            "AUTHLY_REDIS_CACHE": "true",
+            "AUTHLY_REDIS_SESSION": "true",
+            "AUTHLY_REDIS_HEALTH_INTERVAL_MS": str(opts.health_interval_ms),
+            "AUTHLY_REDIS_OP_TIMEOUT_MS": str(opts.op_timeout_ms),
+            "AUTHLY_LOGIN_RATE_LIMIT": "1000000",
+            "AUTHLY_LOG_LEVEL": "INFO",
+        }
         if not opts.real_hash:
-            env.update(AUTHLY_PASSWORD_HASH_TIME_COST="1", AUTHLY_PASSWORD_HASH_MEMORY_KIB="1024")
-        src = Path(__file__).resolve().parent.parent / "src"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
-        self.env = env
+            settings.update(
+                AUTHLY_PASSWORD_HASH_TIME_COST="1", AUTHLY_PASSWORD_HASH_MEMORY_KIB="1024"
+            )
+        self.env = authly_env(**settings)
 
     def spawn(self) -> None:
-        argv = [sys.executable, "-m", "authly", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.launch(self.serve_command(), self.env)
 
-    async def wait_healthy(self, client: httpx.AsyncClient) -> dict[str, Any]:
-        """Wait until /health is 200 with every Redis feature on redis."""
-        last = "no answer"
-        with trio.move_on_after(SERVER_START_SECONDS):
-            while True:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"authly exited with status {self.proc.returncode}:\n{self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    response = await client.get("/health", timeout=HEALTH_TIMEOUT)
-                    last = f"HTTP {response.status_code}"
-                    if response.status_code == 200:
-                        body = response.json()
-                        if backend_state(body) == "redis":
-                            return dict(body)
-                        last = f"backends {body['redis']['backends']}"
-                await trio.sleep(0.1)
-        raise RuntimeError(f"authly did not become healthy on Redis ({last}):\n{self.log_tail()}")
 
-    def stop(self) -> str:
-        if self.proc is None or self.proc.poll() is not None:
-            return "already exited" if self.proc is not None else "never started"
-        started = now()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(SERVER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            # The session was created for this server; it holds only its processes.
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            return f"did NOT stop within {SERVER_STOP_SECONDS:.0f} s of SIGTERM (killed)"
-        return f"stopped by SIGTERM in {now() - started:.2f} s"
-
-    def log_lines(self) -> list[str]:
-        try:
-            return self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
-
-    def log_tail(self, n: int = 30) -> str:
-        return "\n".join(self.log_lines()[-n:])
+def on_redis(health: dict[str, Any]) -> str | None:
+    """Ready when every Redis feature is on redis (for AuthlyServer.wait_healthy)."""
+    if backend_state(health) == "redis":
+        return None
+    return f"backends {health['redis']['backends']}"
 
 
 def backend_state(health: dict[str, Any]) -> str:
@@ -394,7 +252,7 @@ async def poll_health(client: httpx.AsyncClient, run: Run, stop: trio.Event) -> 
         await trio.sleep_until(tick + HEALTH_POLL_SECONDS)
 
 
-async def do_outage(redis: RedisProcess, outage: Outage, down_for: float) -> None:
+async def do_outage(redis: RedisServerProcess, outage: Outage, down_for: float) -> None:
     if outage.kind == "kill":
         redis.kill()
         await trio.sleep(down_for)
@@ -410,7 +268,7 @@ async def do_outage(redis: RedisProcess, outage: Outage, down_for: float) -> Non
 
 
 async def drive_chaos(
-    redis: RedisProcess, run: Run, opts: argparse.Namespace, rng: random.Random
+    redis: RedisServerProcess, run: Run, opts: argparse.Namespace, rng: random.Random
 ) -> None:
     """Outage i starts at (i + 1) / (N + 1) of the run, +-10% of the spacing (seeded)."""
     n = opts.outages
@@ -472,7 +330,9 @@ async def login_once(client: httpx.AsyncClient, server: AuthlyProcess, run: Run)
     run.token = response.json()["access_token"]
 
 
-async def main_async(opts: argparse.Namespace, redis: RedisProcess, server: AuthlyProcess) -> Run:
+async def main_async(
+    opts: argparse.Namespace, redis: RedisServerProcess, server: AuthlyProcess
+) -> Run:
     rng = random.Random(opts.seed)
     run = Run()
     await redis.start()
@@ -482,7 +342,7 @@ async def main_async(opts: argparse.Namespace, redis: RedisProcess, server: Auth
         httpx.AsyncClient(base_url=server.base_url, limits=limits) as client,
         httpx.AsyncClient(base_url=server.base_url) as health_client,
     ):
-        await server.wait_healthy(health_client)
+        await server.await_healthy(on_redis)
         await login_once(client, server, run)
         stop_polling = trio.Event()
         async with trio.open_nursery() as nursery:
@@ -497,14 +357,6 @@ async def main_async(opts: argparse.Namespace, redis: RedisProcess, server: Auth
 
 
 # ------------------------------------------------------------------ report
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def ms(value: float | None) -> str:
@@ -589,9 +441,8 @@ def report(run: Run, opts: argparse.Namespace, server: AuthlyProcess, stop_note:
             f"{secs(o.detection()):>10} {secs(o.recovery()):>9} {secs(on_memory):>10} "
             f"{len(in_window):>5} {ms(percentile(in_window, 99)):>9}{note}"
         )
-    lines = server.log_lines()
-    problems = [ln for ln in lines if any(w in ln for w in ("ERROR", "Traceback", "CRITICAL"))]
-    switches = sum("Backend switch" in ln for ln in lines)
+    problems = server.log_problems()
+    switches = sum("Backend switch" in ln for ln in server.log_lines())
     print(f"server: {stop_note}; log has {switches} backend-switch lines, {len(problems)} errors")
     for line in problems[:10]:
         print(f"    {line[:200]}")
@@ -649,7 +500,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="authly-chaos-"))
-    redis = RedisProcess(workdir)
+    redis = RedisServerProcess(workdir, "chaos")
     server = AuthlyProcess(workdir, redis.url, opts)
     print(
         f"chaos: redis-server on 127.0.0.1:{redis.port}, authly on {server.base_url}, "

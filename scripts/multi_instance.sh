@@ -35,34 +35,11 @@ export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 say() { printf '%s\n' "$*"; }
 die() { printf 'multi_instance: %s\n' "$*" >&2; exit 1; }
 
-port_free() {  # port_free PORT -> exit 0 when nothing listens on 127.0.0.1:PORT
-    "$PY" - "$1" <<'EOF'
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-EOF
-}
-
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-redis_ping() {  # redis_ping PORT -> exit 0 when a Redis answers PONG on 127.0.0.1:PORT
-    "$PY" - "$1" <<'EOF'
-import socket, sys
-try:
-    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5) as s:
-        s.sendall(b"PING\r\n")
-        sys.exit(0 if s.recv(64).startswith(b"+PONG") else 1)
-except OSError:
-    sys.exit(1)
-EOF
-}
+# Socket checks shared with the Python scripts (see scripts/benchlib.py).
+benchlib() { "$PY" "$ROOT/scripts/benchlib.py" "$@"; }
+port_free() { benchlib port-free "$1"; }    # exit 0 when nothing listens on 127.0.0.1:PORT
+free_port() { benchlib free-port; }         # never the shared 6379
+redis_ping() { benchlib redis-ping "$1"; }  # exit 0 when a Redis answers PONG on PORT
 
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
@@ -135,15 +112,7 @@ wait_health() {  # wait_health PORT PID LOG
             tail -n 20 "$log" >&2 || true
             return 1
         fi
-        if "$PY" - "$port" <<'EOF'
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-EOF
-        then
+        if benchlib health "$port"; then
             return 0
         fi
         sleep 0.2
@@ -181,7 +150,6 @@ cmd_start() {
         command -v redis-server >/dev/null || die "redis-server not found (set AUTHLY_REDIS_URL or install it)"
         local rport=6380
         port_free "$rport" || rport="$(free_port)"
-        [[ "$rport" != 6379 ]] || rport="$(free_port)"
         printf '%s\n' "$rport" >"$run_dir/redis.port"
         redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
             --daemonize yes --pidfile "$run_dir/redis.pid" --logfile "$run_dir/redis.log" \

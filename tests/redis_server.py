@@ -11,34 +11,16 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
+from scripts.benchlib import free_port, redis_argv, redis_ping
 
 REDIS_SERVER = shutil.which("redis-server")
 
 requires_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def ping(port: int) -> bool:
-    try:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-    except OSError:
-        return False
-    async with stream:
-        with trio.move_on_after(0.5):
-            await stream.send_all(b"PING\r\n")
-            return (await stream.receive_some(64)).startswith(b"+PONG")
-    return False
 
 
 class RedisServer:
@@ -55,32 +37,13 @@ class RedisServer:
 
     async def start(self) -> None:
         assert REDIS_SERVER is not None
-        argv = [
-            REDIS_SERVER,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--loglevel",
-            "warning",
-        ]
-        if self.password:
-            argv += ["--requirepass", self.password]
+        argv = redis_argv(REDIS_SERVER, self.port, self.password)
         self._proc = await self._nursery.start(
             functools.partial(trio.run_process, argv, stdout=subprocess.DEVNULL, check=False)
         )
         with trio.fail_after(5):
-            while not await self._answers():
+            while not await redis_ping(self.port, self.password):
                 await trio.sleep(0.01)
-
-    async def _answers(self) -> bool:
-        if self.password:
-            return await _ping_with_auth(self.port, self.password)
-        return await ping(self.port)
 
     async def kill(self) -> None:
         assert self._proc is not None
@@ -103,25 +66,6 @@ class RedisServer:
         if self._proc is not None and self._proc.returncode is None:
             self.resume()
             await self.kill()
-
-
-async def _ping_with_auth(port: int, password: str) -> bool:
-    try:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-    except OSError:
-        return False
-    async with stream:
-        with trio.move_on_after(0.5):
-            cmd = f"AUTH {password}\r\nPING\r\n".encode()
-            await stream.send_all(cmd)
-            data = b""
-            while b"PONG" not in data:
-                chunk = await stream.receive_some(64)
-                if not chunk:
-                    return False
-                data += chunk
-            return True
-    return False
 
 
 @pytest.fixture
