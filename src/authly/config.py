@@ -128,6 +128,12 @@ class Settings:
     password_hash_concurrency: int = field(default_factory=lambda: default_hash_concurrency())
     log_level: str = "INFO"
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    admin_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    token_rate_limit: int = 1200
+    token_rate_window: int = 60
     redis: RedisSettings = field(default_factory=RedisSettings)
 
     @property
@@ -194,6 +200,11 @@ class Settings:
             ),
             log_level=env.get("AUTHLY_LOG_LEVEL", _parse_log_level, "INFO"),
             trusted_proxies=env.get("AUTHLY_TRUSTED_PROXIES", _parse_networks, ()),
+            admin_allowed_networks=env.get(
+                "AUTHLY_ADMIN_ALLOWED_NETWORKS", _parse_networks, cls.admin_allowed_networks
+            ),
+            token_rate_limit=env.get("AUTHLY_TOKEN_RATE_LIMIT", _int_parser(1, 10_000_000), 1200),
+            token_rate_window=env.get("AUTHLY_TOKEN_RATE_WINDOW", _int_parser(1, 86_400), 60),
             redis=redis,
         )
         return settings
@@ -222,6 +233,9 @@ class Settings:
             "AUTHLY_PASSWORD_HASH_CONCURRENCY": str(self.password_hash_concurrency),
             "AUTHLY_LOG_LEVEL": self.log_level,
             "AUTHLY_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
+            "AUTHLY_ADMIN_ALLOWED_NETWORKS": ",".join(str(n) for n in self.admin_allowed_networks),
+            "AUTHLY_TOKEN_RATE_LIMIT": str(self.token_rate_limit),
+            "AUTHLY_TOKEN_RATE_WINDOW": str(self.token_rate_window),
             "AUTHLY_REDIS_URL": r.url.masked() if r.url else "(unset)",
             "AUTHLY_REDIS_RATE_LIMIT": str(r.rate_limit).lower(),
             "AUTHLY_REDIS_CACHE": str(r.cache).lower(),

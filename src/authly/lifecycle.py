@@ -15,6 +15,8 @@ from quart_trio import QuartTrio
 from authly.config import Settings
 from authly.core.redis_runtime import make_slots, start_redis
 from authly.metrics import Metrics
+from authly.oauth.authorization import AuthorizationCodes
+from authly.oauth.metadata import MetadataDocument
 from authly.services import EXTENSION_KEY, Services
 from authly.store import keys as key_repo
 from authly.store import users as user_repo
@@ -22,6 +24,7 @@ from authly.store.db import Database, open_database
 from authly.tokens.access import AccessTokens
 from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys, generate_rsa_key
+from authly.tokens.revocation import RevocationList
 from authly.tokens.service import TokenService
 from authly.users.login import LoginService
 from authly.users.passwords import PasswordHasher
@@ -85,7 +88,11 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
             max_failures=settings.login_rate_limit,
             window_seconds=settings.login_rate_window,
         ),
-        tokens=TokenService(db, access, sessions, refresh_ttl=settings.refresh_token_ttl),
+        tokens=TokenService(
+            db, access, sessions, RevocationList(db, cache), refresh_ttl=settings.refresh_token_ttl
+        ),
+        codes=AuthorizationCodes(db),
+        metadata=MetadataDocument(settings.issuer, db, cache),
         profiles=profiles,
         jwks=JwksDocument(keys, cache),
     )

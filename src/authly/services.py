@@ -12,6 +12,8 @@ import trio
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
 from authly.metrics import Metrics
+from authly.oauth.authorization import AuthorizationCodes
+from authly.oauth.metadata import MetadataDocument
 from authly.store.db import Database
 from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys
@@ -38,6 +40,8 @@ class Services:
     sessions: SessionSlot
     login: LoginService
     tokens: TokenService
+    codes: AuthorizationCodes
+    metadata: MetadataDocument
     profiles: UserProfiles
     jwks: JwksDocument
     supervisor: Supervisor | None = None

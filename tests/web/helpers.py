@@ -9,7 +9,10 @@ from typing import Any
 
 from authly.config import Settings
 from authly.factory import create_app
+from authly.oauth.clients import hash_secret
+from authly.store import clients as client_repo
 from authly.store import users as user_repo
+from authly.store.clients import ClientRow
 from authly.store.users import User
 from tests.conftest import services_of
 
@@ -79,3 +82,31 @@ async def running_app(settings: Settings) -> AsyncIterator[Any]:
     """A started test app for ``settings`` (for tests that need more than one app)."""
     async with create_app(settings).test_app() as test_app:
         yield test_app
+
+
+async def register_client(
+    app: Any,
+    client_id: str,
+    *,
+    secret: str | None = None,
+    auth_method: str = "none",
+    redirect_uris: tuple[str, ...] = (),
+    grant_types: tuple[str, ...] = ("password", "refresh_token"),
+    scopes: tuple[str, ...] = ("profile", "email", "offline_access", "admin"),
+    first_party: bool = False,
+) -> ClientRow:
+    """Register a client straight in the store (the admin API has its own tests)."""
+    now = time.time()
+    row = ClientRow(
+        client_id=client_id,
+        name=client_id,
+        secret_hash=hash_secret(secret) if secret else None,
+        auth_method=auth_method,
+        redirect_uris=redirect_uris,
+        grant_types=grant_types,
+        scopes=scopes,
+        first_party=first_party,
+        created_at=now,
+        updated_at=now,
+    )
+    return await services_of(app).db.run(client_repo.insert, row)

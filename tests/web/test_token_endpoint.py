@@ -20,6 +20,7 @@ from tests.web.helpers import (
     error_body,
     json_of,
     refresh,
+    register_client,
     set_active,
     token_request,
 )
@@ -59,6 +60,7 @@ async def test_password_grant_success(app, client, settings):
 
 
 async def test_password_grant_records_the_client_id(app, client):
+    await register_client(app, "my-spa")
     body = await _tokens(client, client_id="my-spa")
     assert _claims(app, body["access_token"])["client_id"] == "my-spa"
 
@@ -220,7 +222,16 @@ async def test_refresh_cannot_escalate_scope(client, scope):
     assert (await refresh(client, first["refresh_token"])).status_code == 200
 
 
-async def test_refresh_with_another_client_id_is_invalid_grant(client):
+async def test_password_grant_for_an_unknown_client_is_invalid_client(client):
+    response = await _password_grant(client, client_id="nobody")
+    body = await error_body(response, 401)
+    assert body["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def test_refresh_with_another_client_id_is_invalid_grant(app, client):
+    await register_client(app, "app-one")
+    await register_client(app, "app-two")
     first = await _tokens(client, client_id="app-one")
     response = await refresh(client, first["refresh_token"], client_id="app-two")
     assert (await error_body(response, 400))["error"] == "invalid_grant"
@@ -228,7 +239,8 @@ async def test_refresh_with_another_client_id_is_invalid_grant(client):
     assert (await refresh(client, first["refresh_token"], client_id="app-one")).status_code == 200
 
 
-async def test_login_tokens_belong_to_the_first_party_client(client):
+async def test_login_tokens_belong_to_the_first_party_client(app, client):
+    await register_client(app, "someone-else")
     first = await json_of(await login(client))
     response = await refresh(client, first["refresh_token"], client_id="someone-else")
     assert (await error_body(response, 400))["error"] == "invalid_grant"
@@ -236,6 +248,7 @@ async def test_login_tokens_belong_to_the_first_party_client(client):
 
 
 async def test_refresh_keeps_client_id_in_access_token(app, client):
+    await register_client(app, "app-one")
     first = await _tokens(client, client_id="app-one")
     second = await json_of(await refresh(client, first["refresh_token"], client_id="app-one"))
     assert _claims(app, second["access_token"])["client_id"] == "app-one"
@@ -266,9 +279,7 @@ async def test_disabled_user_cannot_refresh(app, client):
 # --- request validation -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "grant_type", ["client_credentials", "authorization_code", "implicit", "PASSWORD", "x" * 64]
-)
+@pytest.mark.parametrize("grant_type", ["implicit", "PASSWORD", "device_code", "x" * 64])
 async def test_unsupported_grant_type(client, grant_type):
     response = await token_request(client, grant_type=grant_type)
     body = await error_body(response, 400)

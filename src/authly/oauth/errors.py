@@ -64,6 +64,9 @@ class InvalidClient(OAuthError):
     status_code = 401
     default_description = "Client authentication failed."
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="authly"'}  # RFC 6749 §5.2
+
 
 class InvalidGrant(OAuthError):
     """Raised when credentials, a code or a refresh token are invalid."""
@@ -88,12 +91,27 @@ class UnsupportedGrantType(OAuthError):
     default_description = "The grant type is not supported."
 
 
+class AccessDenied(OAuthError):
+    """Raised when the caller is authenticated but not allowed (admin API)."""
+
+    error = "access_denied"
+    status_code = 403
+    default_description = "Not allowed."
+
+
 class InvalidScope(OAuthError):
     """Raised when the requested scope is unknown or exceeds what may be granted."""
 
     error = "invalid_scope"
     status_code = 400
     default_description = "The requested scope is invalid or exceeds what may be granted."
+
+
+class UnsupportedTokenType(OAuthError):
+    """Raised for a token_type_hint this server does not know (RFC 7009 §2.2.1)."""
+
+    error = "unsupported_token_type"
+    status_code = 400
 
 
 class InvalidToken(OAuthError):

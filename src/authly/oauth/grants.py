@@ -1,34 +1,88 @@
-"""Token endpoint grants (RFC 6749 §4.3 password, §6 refresh_token).
+"""The token endpoint (RFC 6749 §3.2, OAuth 2.1 §3.2): client authentication, then one
+grant per ``grant_type``.
 
-``handle_token_request`` takes the already-parsed form parameters and returns the
-RFC 6749 §5.1 body, or raises an OAuthError. Later issues add authorization_code and
-client_credentials here.
+- ``authorization_code`` (§4.1.3 + RFC 7636): the code is single use, bound to the
+  client, the redirect URI and the PKCE verifier; a replay revokes everything the code
+  issued (RFC 9700 §4.5).
+- ``client_credentials`` (§4.4): confidential clients only; no refresh token.
+- ``refresh_token`` (§6): rotation with reuse detection, per client.
+- ``password`` (§4.3): only for clients registered with it (OAuth 2.1 drops it; the
+  built-in first-party client ``authly`` keeps it for the JSON login).
+
+``handle_token_request`` returns the §5.1 body or raises an OAuthError.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authly.oauth.errors import InvalidRequest, UnsupportedGrantType
-from authly.oauth.scopes import format_scope, grantable_scopes, parse_scope, resolve_scope
+from authly.backends.protocols import RateLimiter
+from authly.oauth import pkce
+from authly.oauth.authorization import check_code_text, hash_code
+from authly.oauth.clients import ClientCredentials, authenticate, credentials_from
+from authly.oauth.errors import (
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    RateLimitExceeded,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from authly.oauth.scopes import ADMIN_SCOPE, format_scope, parse_scope
+from authly.store import clients as client_repo
+from authly.store import codes as code_repo
+from authly.store import scopes as scope_repo
+from authly.store.clients import ClientRow
+from authly.store.codes import RedeemStatus
+from authly.store.db import Database
 from authly.tokens.service import TokenService
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME, LoginService
 
-# Until client registration lands (OAuth issue), first-party callers that do not name
-# a client are treated as this built-in client.
+# The built-in first-party client (seeded by migration 2): public, password + refresh.
 FIRST_PARTY_CLIENT_ID = "authly"
 DEFAULT_SCOPE = frozenset({"profile", "email"})
 _CLIENT_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 
+# What the JSON login uses if an administrator has deleted the seeded ``authly`` client.
+FIRST_PARTY_CLIENT = ClientRow(
+    client_id=FIRST_PARTY_CLIENT_ID,
+    name="Authly first-party login",
+    secret_hash=None,
+    auth_method="none",
+    redirect_uris=(),
+    grant_types=("password", "refresh_token"),
+    scopes=("profile", "email", "offline_access", ADMIN_SCOPE),
+    first_party=True,
+    created_at=0.0,
+    updated_at=0.0,
+)
+
+
+async def first_party_client(db: Database) -> ClientRow:
+    return await db.run(client_repo.get, FIRST_PARTY_CLIENT_ID) or FIRST_PARTY_CLIENT
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """Token-endpoint request budget per client and per client IP."""
+
+    max_requests: int
+    window_seconds: float
+
 
 @dataclass(frozen=True)
 class TokenContext:
+    db: Database
     login: LoginService
     tokens: TokenService
+    limiter: RateLimiter
+    limits: TokenLimits
     client_ip: str
+    authorization: str | None = None
 
 
 def require(params: Mapping[str, str], name: str, max_length: int) -> str:
@@ -40,40 +94,141 @@ def require(params: Mapping[str, str], name: str, max_length: int) -> str:
     return value
 
 
-def client_id_of(params: Mapping[str, str]) -> str:
-    client_id = params.get("client_id") or FIRST_PARTY_CLIENT_ID
+async def authenticate_client(
+    db: Database,
+    authorization: str | None,
+    params: Mapping[str, str],
+    *,
+    default_client: str | None = None,
+) -> ClientRow:
+    """The client the request proves it is (RFC 6749 §2.3); InvalidClient (401) if not."""
+    creds = credentials_from(authorization, params)
+    client_id = creds.client_id or default_client
+    if client_id is None:
+        raise InvalidRequest("client_id is required.")
     if not _CLIENT_ID.match(client_id):
         raise InvalidRequest("client_id must be 1 to 128 printable ASCII characters.")
-    return client_id
+    creds = ClientCredentials(client_id, creds.secret, creds.method)
+    return authenticate(await db.run(client_repo.get, client_id), creds)
+
+
+async def _limit(ctx: TokenContext, client_id: str) -> None:
+    for key in (f"token:client:{client_id}", f"token:ip:{ctx.client_ip}"):
+        decision = await ctx.limiter.check_rate_limit(
+            key, ctx.limits.max_requests, ctx.limits.window_seconds
+        )
+        if not decision.allowed:
+            raise RateLimitExceeded(decision.retry_after)
+
+
+def _allow(client: ClientRow, grant_type: str) -> None:
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"This client may not use the {grant_type} grant.")
 
 
 async def password_grant(
-    ctx: TokenContext, username: str, password: str, client_id: str, scope_text: str | None
+    ctx: TokenContext, client: ClientRow, username: str, password: str, scope_text: str | None
 ) -> dict[str, Any]:
+    _allow(client, "password")
     requested = parse_scope(scope_text)
     user = await ctx.login.authenticate(username, password, ctx.client_ip)
-    scope = resolve_scope(requested, grantable_scopes(DEFAULT_SCOPE, user.is_admin), DEFAULT_SCOPE)
-    return await ctx.tokens.issue(
-        user_id=user.id, client_id=client_id, scope=format_scope(scope), client_ip=ctx.client_ip
+    allowed = frozenset(client.scopes)
+    if not user.is_admin:
+        allowed -= {ADMIN_SCOPE}
+    scope = (DEFAULT_SCOPE & allowed) if requested is None else requested
+    extra = scope - allowed
+    if extra:
+        raise InvalidScope(f"scope not allowed: {format_scope(extra)}")
+    body, _, _ = await ctx.tokens.issue(
+        user_id=user.id,
+        client_id=client.client_id,
+        scope=format_scope(scope),
+        client_ip=ctx.client_ip,
+        with_refresh="refresh_token" in client.grant_types,
     )
+    return body
+
+
+async def authorization_code_grant(
+    ctx: TokenContext, client: ClientRow, params: Mapping[str, str]
+) -> dict[str, Any]:
+    _allow(client, "authorization_code")
+    code = check_code_text(params.get("code"))
+    code_hash = hash_code(code)
+    redeemed = await ctx.db.run(code_repo.redeem, code_hash, time.time())
+    if redeemed.status is RedeemStatus.REPLAYED:
+        # Someone has the code twice: revoke what its first use issued (RFC 9700 §4.5).
+        if redeemed.family_id:
+            await ctx.tokens.revoke_family(redeemed.family_id)
+        if redeemed.access_jti and redeemed.access_expires_at:
+            await ctx.tokens.revocations.revoke([(redeemed.access_jti, redeemed.access_expires_at)])
+        raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
+    if redeemed.status is not RedeemStatus.OK or redeemed.grant is None:
+        raise InvalidGrant("The authorization code is invalid or expired.")
+    grant = redeemed.grant
+    if grant.client_id != client.client_id:
+        raise InvalidGrant("The authorization code was issued to another client.")
+    if (params.get("redirect_uri") or "") != grant.redirect_uri:
+        raise InvalidGrant("redirect_uri does not match the authorization request.")
+    pkce.verify(params.get("code_verifier"), grant.code_challenge)
+    body, family_id, ref = await ctx.tokens.issue(
+        user_id=grant.user_id,
+        client_id=client.client_id,
+        scope=grant.scope,
+        client_ip=ctx.client_ip,
+        with_refresh="refresh_token" in client.grant_types,
+    )
+    await ctx.db.run(
+        code_repo.record_issue,
+        code_hash,
+        family_id if "refresh_token" in body else None,
+        ref.jti,
+        ref.expires_at,
+    )
+    return body
+
+
+async def client_credentials_grant(
+    ctx: TokenContext, client: ClientRow, scope_text: str | None
+) -> dict[str, Any]:
+    if not client.is_confidential:
+        raise UnauthorizedClient("client_credentials is for confidential clients only.")
+    _allow(client, "client_credentials")
+    requested = parse_scope(scope_text)
+    allowed = frozenset(client.scopes) - {ADMIN_SCOPE, "offline_access"}
+    if requested is None:
+        registry = await ctx.db.run(scope_repo.list_all)
+        requested = frozenset(s.name for s in registry if s.is_default) & allowed
+    extra = requested - allowed
+    if extra:
+        raise InvalidScope(f"scope not allowed: {format_scope(extra)}")
+    return ctx.tokens.issue_for_client(client_id=client.client_id, scope=format_scope(requested))
 
 
 async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> dict[str, Any]:
     grant_type = require(params, "grant_type", 64)
+    if grant_type not in ("password", "refresh_token", "authorization_code", "client_credentials"):
+        raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported.")
+    # Requests that name no client at all are the built-in first-party client's.
+    client = await authenticate_client(
+        ctx.db, ctx.authorization, params, default_client=FIRST_PARTY_CLIENT_ID
+    )
+    await _limit(ctx, client.client_id)
     if grant_type == "password":
         return await password_grant(
             ctx,
+            client,
             require(params, "username", MAX_USERNAME),
             require(params, "password", MAX_PASSWORD),
-            client_id_of(params),
             params.get("scope"),
         )
     if grant_type == "refresh_token":
-        # A refresh token is bound to its client; no client_id means the first-party
-        # client, so a token issued to another client is refused.
+        _allow(client, "refresh_token")
         return await ctx.tokens.refresh(
             require(params, "refresh_token", 512),
-            client_id=client_id_of(params),
+            client_id=client.client_id,
             scope=parse_scope(params.get("scope")),
         )
-    raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported.")
+    if grant_type == "authorization_code":
+        return await authorization_code_grant(ctx, client, params)
+    return await client_credentials_grant(ctx, client, params.get("scope"))

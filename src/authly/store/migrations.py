@@ -44,6 +44,64 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id)",
         "CREATE INDEX refresh_tokens_expiry ON refresh_tokens(expires_at)",
     ],
+    # 2: OAuth clients, scope registry, consents, authorization codes, revoked JWTs
+    [
+        """CREATE TABLE clients (
+            client_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            secret_hash TEXT,
+            auth_method TEXT NOT NULL,
+            redirect_uris TEXT NOT NULL,
+            grant_types TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            first_party INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE scopes (
+            name TEXT PRIMARY KEY,
+            description TEXT NOT NULL,
+            is_default INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE consents (
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (user_id, client_id, scope)
+        )""",
+        """CREATE TABLE authorization_codes (
+            code_hash TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            redirect_uri TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            code_challenge TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL,
+            family_id TEXT,
+            access_jti TEXT,
+            access_expires_at REAL
+        )""",
+        """CREATE TABLE revoked_tokens (
+            jti TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        )""",
+        "ALTER TABLE refresh_tokens ADD COLUMN access_jti TEXT",
+        "ALTER TABLE refresh_tokens ADD COLUMN access_expires_at REAL",
+        "INSERT INTO scopes (name, description, is_default, created_at) VALUES"
+        " ('profile', 'Your username and account details', 1, 0),"
+        " ('email', 'Your email address', 1, 0),"
+        " ('offline_access', 'Stay signed in (refresh tokens)', 0, 0),"
+        " ('admin', 'Administer Authly (admin users only)', 0, 0)",
+        # The built-in first-party client: the JSON login and password grant use it.
+        "INSERT INTO clients (client_id, name, secret_hash, auth_method, redirect_uris,"
+        " grant_types, scopes, first_party, created_at, updated_at) VALUES ('authly',"
+        " 'Authly first-party login', NULL, 'none', '[]', '[\"password\", \"refresh_token\"]',"
+        ' \'["profile", "email", "offline_access", "admin"]\', 1, 0, 0)',
+    ],
 ]
 
 

@@ -1,7 +1,9 @@
 """Refresh token rows: only SHA-256 hashes are stored; rotation is one transaction.
 
-A family is every token descended from one login. Presenting a token that was already
-rotated is reuse (RFC 9700 §4.14.2): the whole family is revoked.
+A family is every token descended from one login (or one authorization code). Presenting
+a token that was already rotated is reuse (RFC 9700 §4.14.2): the whole family is
+revoked, and so are the access tokens issued with it (their ``jti`` go on the
+revocation list until they would have expired anyway).
 """
 
 from __future__ import annotations
@@ -35,27 +37,84 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class AccessRef:
+    """The access token issued alongside a refresh token."""
+
+    jti: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class RotateResult:
     status: RotateStatus
     grant: Grant | None = None
+    revoked: tuple[AccessRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class RefreshInfo:
+    """What introspection and revocation need to know about a refresh token."""
+
+    grant: Grant
+    expires_at: float
+    active: bool
 
 
 def insert(
-    conn: sqlite3.Connection, token_hash: str, grant: Grant, now: float, expires_at: float
+    conn: sqlite3.Connection,
+    token_hash: str,
+    grant: Grant,
+    now: float,
+    expires_at: float,
+    access: AccessRef | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, client_id, scope,"
-        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (token_hash, grant.family_id, grant.user_id, grant.client_id, grant.scope, now, expires_at),
+        " created_at, expires_at, access_jti, access_expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            token_hash,
+            grant.family_id,
+            grant.user_id,
+            grant.client_id,
+            grant.scope,
+            now,
+            expires_at,
+            access.jti if access else None,
+            access.expires_at if access else None,
+        ),
     )
 
 
-def _revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> int:
-    cur = conn.execute(
+def revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> list[AccessRef]:
+    """Revoke every refresh token of the family and the access tokens issued with them;
+    return those access tokens (still unexpired) so caches can be told."""
+    rows = conn.execute(
+        "SELECT access_jti, access_expires_at FROM refresh_tokens"
+        " WHERE family_id = ? AND access_jti IS NOT NULL AND access_expires_at > ?",
+        (family_id, now),
+    ).fetchall()
+    refs = [AccessRef(r["access_jti"], r["access_expires_at"]) for r in rows]
+    conn.executemany(
+        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
+        [(r.jti, r.expires_at) for r in refs],
+    )
+    conn.execute(
         "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
         (now, family_id),
     )
-    return cur.rowcount
+    return refs
+
+
+def lookup(conn: sqlite3.Connection, token_hash: str, now: float) -> RefreshInfo | None:
+    row = conn.execute(
+        "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
+    ).fetchone()
+    if row is None:
+        return None
+    grant = Grant(row["user_id"], row["client_id"], row["scope"], row["family_id"])
+    active = row["revoked_at"] is None and row["rotated_at"] is None and row["expires_at"] > now
+    return RefreshInfo(grant, row["expires_at"], active)
 
 
 def rotate(
@@ -66,6 +125,7 @@ def rotate(
     scope: frozenset[str] | None,
     now: float,
     ttl: float,
+    access: AccessRef | None = None,
 ) -> RotateResult:
     """Swap the token ``old_hash`` for ``new_hash`` atomically.
 
@@ -85,8 +145,8 @@ def rotate(
         if client_id is not None and client_id != row["client_id"]:
             return RotateResult(RotateStatus.WRONG_CLIENT)
         if row["rotated_at"] is not None:
-            _revoke_family(conn, row["family_id"], now)
-            return RotateResult(RotateStatus.REUSED)
+            revoked = revoke_family(conn, row["family_id"], now)
+            return RotateResult(RotateStatus.REUSED, None, tuple(revoked))
         if row["expires_at"] <= now:
             return RotateResult(RotateStatus.EXPIRED)
         if not row["is_active"]:
@@ -101,22 +161,31 @@ def rotate(
         # The new token keeps the family's original scope ceiling: narrowing a
         # refresh narrows the access token, not what later refreshes may ask for.
         grant = Grant(row["user_id"], row["client_id"], row["scope"], row["family_id"])
-        insert(conn, new_hash, grant, now, now + ttl)
+        insert(conn, new_hash, grant, now, now + ttl, access)
         return RotateResult(
-            RotateStatus.OK, Grant(grant.user_id, grant.client_id, new_scope, grant.family_id)
+            RotateStatus.OK,
+            Grant(grant.user_id, grant.client_id, new_scope, grant.family_id),
         )
 
 
-def revoke_family_of(conn: sqlite3.Connection, token_hash: str, now: float) -> str | None:
-    """Revoke the family of the given token; return its id, None if the token is unknown."""
+def revoke_family_of(
+    conn: sqlite3.Connection, token_hash: str, now: float, client_id: str | None = None
+) -> tuple[str, list[AccessRef]] | None:
+    """Revoke the family of the given token; None if the token is unknown (or, with
+    ``client_id``, belongs to another client: RFC 7009 §2.1)."""
     with write_transaction(conn):
         row = conn.execute(
-            "SELECT family_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
+            "SELECT family_id, client_id FROM refresh_tokens WHERE token_hash = ?",
+            (token_hash,),
         ).fetchone()
-        if row is None:
+        if row is None or (client_id is not None and row["client_id"] != client_id):
             return None
-        _revoke_family(conn, row["family_id"], now)
-        return str(row["family_id"])
+        return str(row["family_id"]), revoke_family(conn, row["family_id"], now)
+
+
+def revoke_family_tx(conn: sqlite3.Connection, family_id: str, now: float) -> list[AccessRef]:
+    with write_transaction(conn):
+        return revoke_family(conn, family_id, now)
 
 
 def delete_expired(conn: sqlite3.Connection, now: float) -> int:

@@ -17,6 +17,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from authly.oauth.errors import InvalidToken
+from authly.store.refresh_tokens import AccessRef
 from authly.tokens.keys import ALGORITHM, SigningKeys
 
 _LEEWAY = 30
@@ -50,17 +51,28 @@ class AccessTokens:
         self.ttl = ttl
         self._now = now
 
+    def new_ref(self) -> AccessRef:
+        """Reserve the identity of the next access token (to store it before signing)."""
+        return AccessRef(secrets.token_urlsafe(16), float(int(self._now()) + self.ttl))
+
     def issue(
-        self, *, subject: str, client_id: str, scope: str, session_id: str | None = None
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        scope: str,
+        session_id: str | None = None,
+        ref: AccessRef | None = None,
     ) -> str:
-        now = int(self._now())
+        ref = ref or self.new_ref()
+        expires_at = int(ref.expires_at)
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
             "aud": self.audience,
-            "iat": now,
-            "exp": now + self.ttl,
-            "jti": secrets.token_urlsafe(16),
+            "iat": expires_at - self.ttl,
+            "exp": expires_at,
+            "jti": ref.jti,
             "scope": scope,
             "client_id": client_id,
         }

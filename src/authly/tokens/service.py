@@ -1,4 +1,4 @@
-"""Issue, refresh and revoke token pairs against the store."""
+"""Issue, refresh, revoke and introspect tokens against the store."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from authly.backends.protocols import SessionStore
-from authly.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope
+from authly.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken
 from authly.store import refresh_tokens as refresh_repo
 from authly.store.db import Database
-from authly.store.refresh_tokens import Grant, RotateStatus
-from authly.tokens.access import AccessTokens
+from authly.store.refresh_tokens import AccessRef, Grant, RotateStatus
+from authly.tokens.access import AccessClaims, AccessTokens
 from authly.tokens.refresh import (
     MAX_REFRESH_TOKEN_LENGTH,
     hash_refresh_token,
     new_refresh_token,
 )
+from authly.tokens.revocation import RevocationList
 
 log = logging.getLogger("authly.tokens")
 
@@ -38,6 +39,7 @@ class TokenService:
         db: Database,
         access: AccessTokens,
         sessions: SessionStore,
+        revocations: RevocationList,
         *,
         refresh_ttl: int,
         now: Callable[[], float] = time.time,
@@ -45,39 +47,49 @@ class TokenService:
         self._db = db
         self.access = access
         self.sessions = sessions
+        self.revocations = revocations
         self._refresh_ttl = refresh_ttl
         self._now = now
 
-    def _response(self, grant: Grant, refresh_token: str, scope: str) -> dict[str, Any]:
+    def _body(self, access_token: str, scope: str, refresh_token: str | None) -> dict[str, Any]:
         """RFC 6749 §5.1 successful response body."""
-        return {
-            "access_token": self.access.issue(
-                subject=grant.user_id,
-                client_id=grant.client_id,
-                scope=scope,
-                session_id=grant.family_id,
-            ),
+        body: dict[str, Any] = {
+            "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": self.access.ttl,
-            "refresh_token": refresh_token,
-            "scope": scope,
         }
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
+        body["scope"] = scope
+        return body
 
     async def issue(
-        self, *, user_id: str, client_id: str, scope: str, client_ip: str = ""
-    ) -> dict[str, Any]:
-        """A new access + refresh pair starting a new refresh family.
+        self,
+        *,
+        user_id: str,
+        client_id: str,
+        scope: str,
+        client_ip: str = "",
+        with_refresh: bool = True,
+    ) -> tuple[dict[str, Any], str, AccessRef]:
+        """A new access (+ refresh) pair starting a new family = login session.
 
-        The family is the login session: its id is the ``sid`` claim, and a session
-        record (who, which client, from where, since when) lives in the session backend
-        for as long as the family can be refreshed.
+        Returns (response body, family id, access token reference). The family id is
+        the ``sid`` claim and the key of a session record (who, which client, from
+        where, since when) kept in the session backend while the family lives.
         """
-        token, token_hash = new_refresh_token()
-        grant = Grant(user_id, client_id, scope, str(uuid.uuid4()))
+        family_id = str(uuid.uuid4())
+        ref = self.access.new_ref()
         now = self._now()
-        await self._db.run(refresh_repo.insert, token_hash, grant, now, now + self._refresh_ttl)
+        refresh_token = None
+        if with_refresh:
+            refresh_token, token_hash = new_refresh_token()
+            grant = Grant(user_id, client_id, scope, family_id)
+            await self._db.run(
+                refresh_repo.insert, token_hash, grant, now, now + self._refresh_ttl, ref
+            )
         await self.sessions.set(
-            grant.family_id,
+            family_id,
             {
                 "user_id": user_id,
                 "client_id": client_id,
@@ -85,9 +97,17 @@ class TokenService:
                 "ip": client_ip,
                 "created_at": str(int(now)),
             },
-            self._refresh_ttl,
+            self._refresh_ttl if with_refresh else self.access.ttl,
         )
-        return self._response(grant, token, scope)
+        access_token = self.access.issue(
+            subject=user_id, client_id=client_id, scope=scope, session_id=family_id, ref=ref
+        )
+        return self._body(access_token, scope, refresh_token), family_id, ref
+
+    def issue_for_client(self, *, client_id: str, scope: str) -> dict[str, Any]:
+        """client_credentials: an access token whose subject is the client; no refresh."""
+        token = self.access.issue(subject=client_id, client_id=client_id, scope=scope)
+        return self._body(token, scope, None)
 
     async def refresh(
         self, refresh_token: str, *, client_id: str | None, scope: frozenset[str] | None
@@ -95,10 +115,12 @@ class TokenService:
         """Rotate ``refresh_token`` (RFC 6749 §6) and return a new pair.
 
         Error handling: InvalidGrant for unknown/expired/revoked/reused tokens (reuse
-        also revokes the family); InvalidScope when asking for more than was granted.
+        also revokes the family and its access tokens); InvalidScope when asking for
+        more than was granted.
         """
         _check_token_text(refresh_token)
         new_token, new_hash = new_refresh_token()
+        ref = self.access.new_ref()
         result = await self._db.run(
             refresh_repo.rotate,
             hash_refresh_token(refresh_token),
@@ -107,30 +129,62 @@ class TokenService:
             scope,
             self._now(),
             self._refresh_ttl,
+            ref,
         )
         if result.status is RotateStatus.SCOPE_EXCEEDED:
             raise InvalidScope("The requested scope exceeds the scope originally granted.")
         if result.status is not RotateStatus.OK or result.grant is None:
             if result.status is RotateStatus.REUSED:
                 log.warning("refresh token reuse detected; token family revoked")
+                await self.revocations.mark(result.revoked)
             raise InvalidGrant(_REFUSALS[result.status])
-        await self.sessions.touch(result.grant.family_id, self._refresh_ttl)
-        return self._response(result.grant, new_token, result.grant.scope)
-
-    async def revoke(self, refresh_token: str) -> bool:
-        """Revoke the token's whole family and end its session; False if unknown."""
-        _check_token_text(refresh_token)
-        family_id = await self._db.run(
-            refresh_repo.revoke_family_of, hash_refresh_token(refresh_token), self._now()
+        grant = result.grant
+        await self.sessions.touch(grant.family_id, self._refresh_ttl)
+        access_token = self.access.issue(
+            subject=grant.user_id,
+            client_id=grant.client_id,
+            scope=grant.scope,
+            session_id=grant.family_id,
+            ref=ref,
         )
-        if family_id is None:
+        return self._body(access_token, grant.scope, new_token)
+
+    async def revoke(self, refresh_token: str, *, client_id: str | None = None) -> bool:
+        """Revoke the token's whole family and end its session; False if unknown (or,
+        with ``client_id``, issued to another client)."""
+        _check_token_text(refresh_token)
+        revoked = await self._db.run(
+            refresh_repo.revoke_family_of,
+            hash_refresh_token(refresh_token),
+            self._now(),
+            client_id,
+        )
+        if revoked is None:
             return False
-        await self.sessions.delete(family_id)
+        family_id, refs = revoked
+        await self._end_family(family_id, refs)
         return True
+
+    async def revoke_family(self, family_id: str) -> None:
+        refs = await self._db.run(refresh_repo.revoke_family_tx, family_id, self._now())
+        await self._end_family(family_id, refs)
+
+    async def _end_family(self, family_id: str, refs: list[AccessRef]) -> None:
+        await self.sessions.delete(family_id)
+        # The store put the family's access tokens on the revocation list in the same
+        # transaction; cached "not revoked" answers must not outlive that.
+        await self.revocations.mark(refs)
 
     async def session(self, session_id: str) -> dict[str, str] | None:
         """The login session record behind a ``sid``; None once logged out or expired."""
         return await self.sessions.get(session_id)
+
+    async def verify_access(self, token: str) -> AccessClaims:
+        """A valid, unrevoked access token's claims, or InvalidToken."""
+        claims = self.access.verify(token)
+        if await self.revocations.is_revoked(claims.jti, claims.expires_at):
+            raise InvalidToken("The access token has been revoked.")
+        return claims
 
 
 def _check_token_text(token: str) -> None:

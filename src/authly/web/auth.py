@@ -5,10 +5,11 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from authly.oauth.errors import InvalidGrant, InvalidToken
-from authly.oauth.grants import FIRST_PARTY_CLIENT_ID, TokenContext, password_grant
+from authly.oauth.grants import first_party_client, password_grant
 from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
-from authly.web.context import client_ip, services
+from authly.web.context import services
+from authly.web.oauth import token_context
 from authly.web.parsing import optional_string_field, read_json_object, string_field
 from authly.web.render import NO_STORE, json_response
 from authly.web.users import bearer_token
@@ -23,9 +24,10 @@ async def login() -> Response:
     password = string_field(body, "password", MAX_PASSWORD)
     scope = optional_string_field(body, "scope", 1024)
     s = services()
-    ctx = TokenContext(s.login, s.tokens, client_ip())
+    ctx = token_context(s)
+    client = await first_party_client(s.db)
     try:
-        tokens = await password_grant(ctx, username, password, FIRST_PARTY_CLIENT_ID, scope)
+        tokens = await password_grant(ctx, client, username, password, scope)
     except InvalidGrant as exc:
         # Bad credentials are 401 on this first-party endpoint (DESIGN §7).
         raise InvalidGrant(exc.description, status_code=401) from None
@@ -45,7 +47,7 @@ async def logout() -> Response:
 async def session() -> Response:
     """The login session behind the bearer access token (its ``sid``)."""
     s = services()
-    claims = s.tokens.access.verify(bearer_token())
+    claims = await s.tokens.verify_access(bearer_token())
     record = await s.tokens.session(claims.session_id) if claims.session_id else None
     if record is None or record.get("user_id") != claims.subject:
         raise InvalidToken("The login session has ended.")

@@ -1,10 +1,20 @@
-"""OAuth 2.1 endpoints (`/api/v1/oauth/*`); the token endpoint for now."""
+"""OAuth 2.1 endpoints (`/api/v1/oauth/*`): token, revoke, introspect (the authorize
+endpoint and its pages live in web/authorize.py)."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
-from authly.oauth.grants import TokenContext, handle_token_request
+from authly.oauth import introspection
+from authly.oauth.errors import InvalidClient
+from authly.oauth.grants import (
+    TokenContext,
+    TokenLimits,
+    authenticate_client,
+    handle_token_request,
+    require,
+)
+from authly.services import Services
 from authly.web.context import client_ip, services
 from authly.web.parsing import read_form
 from authly.web.render import NO_STORE, json_response
@@ -12,9 +22,47 @@ from authly.web.render import NO_STORE, json_response
 bp = Blueprint("oauth", __name__, url_prefix="/api/v1/oauth")
 
 
+def token_context(s: Services) -> TokenContext:
+    return TokenContext(
+        db=s.db,
+        login=s.login,
+        tokens=s.tokens,
+        limiter=s.rate_limit,
+        limits=TokenLimits(s.settings.token_rate_limit, s.settings.token_rate_window),
+        client_ip=client_ip(),
+        authorization=request.headers.get("Authorization"),
+    )
+
+
 @bp.post("/token")
 async def token() -> Response:
     params = await read_form()
     s = services()
-    body = await handle_token_request(TokenContext(s.login, s.tokens, client_ip()), params)
+    body = await handle_token_request(token_context(s), params)
+    return json_response(body, headers=NO_STORE)
+
+
+@bp.post("/revoke")
+async def revoke() -> Response:
+    """RFC 7009: 200 whether or not the token was known or this client's."""
+    params = await read_form()
+    s = services()
+    client = await authenticate_client(s.db, request.headers.get("Authorization"), params)
+    token = require(params, "token", 8192)
+    hint = introspection.check_hint(params.get("token_type_hint"))
+    await introspection.revoke(s.tokens, client, token, hint)
+    return Response("", status=200, headers=NO_STORE)
+
+
+@bp.post("/introspect")
+async def introspect() -> Response:
+    """RFC 7662: confidential (authenticated) clients only."""
+    params = await read_form()
+    s = services()
+    client = await authenticate_client(s.db, request.headers.get("Authorization"), params)
+    if not client.is_confidential:
+        raise InvalidClient("Only confidential clients may introspect tokens.")
+    token = require(params, "token", 8192)
+    hint = introspection.check_hint(params.get("token_type_hint"))
+    body = await introspection.introspect(s.db, s.tokens, client, token, hint)
     return json_response(body, headers=NO_STORE)

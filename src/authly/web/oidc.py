@@ -1,4 +1,4 @@
-"""Well-known documents: the JWK Set for now (discovery comes with the OIDC issue)."""
+"""Well-known documents: the JWK Set and OAuth server metadata (RFC 8414)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,21 @@ from authly.web.context import services
 bp = Blueprint("oidc", __name__)
 
 
-@bp.get("/.well-known/jwks.json")
-async def jwks() -> Response:
-    document = await services().jwks.json()
+def _document(text: str) -> Response:
     return Response(
-        document,
+        text,
         status=200,
         content_type="application/json",
         headers={"Cache-Control": "public, max-age=300"},
     )
+
+
+@bp.get("/.well-known/jwks.json")
+async def jwks() -> Response:
+    return _document(await services().jwks.json())
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+async def oauth_metadata() -> Response:
+    """RFC 8414 metadata: issuer from configuration, never from request headers."""
+    return _document(await services().metadata.json())

@@ -25,7 +25,7 @@ def bearer_token() -> str:
 @bp.get("/me")
 async def me() -> Response:
     s = services()
-    claims = s.tokens.access.verify(bearer_token())
+    claims = await s.tokens.verify_access(bearer_token())
     profile = await s.profiles.get(claims.subject)
     if profile is None:
         raise InvalidToken("The account behind this token no longer exists or is disabled.")

@@ -1,0 +1,170 @@
+"""Authorization requests (RFC 6749 §4.1.1 as profiled by OAuth 2.1) and codes.
+
+Validation happens in two stages, because where an error may be sent depends on it:
+
+1. ``client_id`` and ``redirect_uri`` — until both are known good, an error must NOT be
+   redirected anywhere (an open redirector otherwise): ``UnsafeAuthorizationError``,
+   which the web layer shows as an HTML page.
+2. everything else — errors go back to the client's redirect URI with ``error``,
+   ``state`` and ``iss`` (RFC 9207): ``RedirectableError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+from authly.errors import AuthlyError
+from authly.oauth import pkce
+from authly.oauth.clients import redirect_uri_matches
+from authly.oauth.errors import InvalidRequest, OAuthError
+from authly.oauth.scopes import format_scope, parse_scope
+from authly.store import clients as client_repo
+from authly.store import codes as code_repo
+from authly.store import scopes as scope_repo
+from authly.store.codes import CodeGrant
+from authly.store.db import Database
+
+CODE_TTL = 60.0
+MAX_STATE = 1024
+
+
+class UnsafeAuthorizationError(AuthlyError):
+    """Raised when the client or redirect URI is unknown: show a page, never redirect."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        super().__init__(description)
+
+
+class RedirectableError(AuthlyError):
+    """An error to send back to the (verified) redirect URI."""
+
+    def __init__(self, error: str, description: str, redirect_uri: str, state: str | None):
+        self.error = error
+        self.description = description
+        self.redirect_uri = redirect_uri
+        self.state = state
+        super().__init__(description)
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    client_id: str
+    client_name: str
+    first_party: bool
+    redirect_uri: str  # where to send the answer
+    redirect_uri_given: str  # as sent ("" if omitted): must be repeated at the token endpoint
+    scope: str
+    state: str
+    code_challenge: str
+
+    def to_session(self) -> dict[str, str]:
+        data = asdict(self)
+        data["first_party"] = "1" if self.first_party else ""
+        return data
+
+    @classmethod
+    def from_session(cls, data: Mapping[str, str]) -> AuthorizationRequest:
+        return cls(
+            client_id=data["client_id"],
+            client_name=data["client_name"],
+            first_party=bool(data.get("first_party")),
+            redirect_uri=data["redirect_uri"],
+            redirect_uri_given=data["redirect_uri_given"],
+            scope=data["scope"],
+            state=data["state"],
+            code_challenge=data["code_challenge"],
+        )
+
+
+async def validate_authorization_request(
+    db: Database, params: Mapping[str, str]
+) -> AuthorizationRequest:
+    """Check an authorization request; see the module docstring for error kinds."""
+    client_id = params.get("client_id") or ""
+    client = await db.run(client_repo.get, client_id) if 0 < len(client_id) <= 128 else None
+    if client is None:
+        raise UnsafeAuthorizationError("Unknown client.")
+    given = params.get("redirect_uri") or ""
+    if given:
+        if not redirect_uri_matches(client, given):
+            raise UnsafeAuthorizationError("The redirect_uri is not registered for this client.")
+        redirect_uri = given
+    elif len(client.redirect_uris) == 1:
+        redirect_uri = client.redirect_uris[0]
+    else:
+        raise UnsafeAuthorizationError(
+            "redirect_uri is required: the client has no single registered redirect URI."
+        )
+    state = params.get("state") or ""
+
+    def fail(error: str, description: str) -> RedirectableError:
+        return RedirectableError(error, description, redirect_uri, state or None)
+
+    if len(state) > MAX_STATE:
+        raise fail("invalid_request", "state is too long.")
+    if params.get("response_type") != "code":
+        raise fail("unsupported_response_type", "Only response_type=code is supported.")
+    if "authorization_code" not in client.grant_types:
+        raise fail("unauthorized_client", "This client may not use the authorization code grant.")
+    try:
+        challenge = pkce.check_challenge(
+            params.get("code_challenge"), params.get("code_challenge_method")
+        )
+        requested = parse_scope(params.get("scope"))
+    except OAuthError as exc:
+        raise fail(exc.error, exc.description) from None
+    allowed = frozenset(client.scopes)
+    if requested is None:
+        registry = await db.run(scope_repo.list_all)
+        requested = frozenset(s.name for s in registry if s.is_default) & allowed
+    extra = requested - allowed
+    if extra:
+        raise fail("invalid_scope", f"Scope not allowed for this client: {format_scope(extra)}")
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        client_name=client.name,
+        first_party=client.first_party,
+        redirect_uri=redirect_uri,
+        redirect_uri_given=given,
+        scope=format_scope(requested),
+        state=state,
+        code_challenge=challenge,
+    )
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+class AuthorizationCodes:
+    def __init__(
+        self, db: Database, *, ttl: float = CODE_TTL, now: Callable[[], float] = time.time
+    ) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._now = now
+
+    async def create(self, request: AuthorizationRequest, user_id: str) -> str:
+        """A fresh single-use code for ``request`` approved by ``user_id``."""
+        code = secrets.token_urlsafe(32)
+        grant = CodeGrant(
+            client_id=request.client_id,
+            user_id=user_id,
+            redirect_uri=request.redirect_uri_given,
+            scope=request.scope,
+            code_challenge=request.code_challenge,
+        )
+        now = self._now()
+        await self._db.run(code_repo.insert, hash_code(code), grant, now, now + self._ttl)
+        return code
+
+
+def check_code_text(code: str | None) -> str:
+    if not code or len(code) > 256:
+        raise InvalidRequest("Missing or malformed parameter: code.")
+    return code

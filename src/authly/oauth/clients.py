@@ -1,0 +1,145 @@
+"""OAuth clients: registration values, authentication and redirect-URI matching.
+
+- Confidential clients authenticate with ``client_secret_basic`` or
+  ``client_secret_post``; secrets are 256 random bits, stored as SHA-256, compared in
+  constant time, shown once.
+- Public clients use ``none`` and must use PKCE (required for everyone anyway).
+- Redirect URIs match exactly, character for character; the one exception is RFC 8252
+  §7.3: for a public (native) client whose registered URI is an ``http`` loopback IP
+  literal, any port is accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from authly.oauth.errors import InvalidClient, InvalidRequest
+from authly.store.clients import ClientRow
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
+
+
+def new_client_secret() -> tuple[str, str]:
+    """(secret shown once, hash stored)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, hash_secret(secret)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """A registrable redirect URI: absolute, no fragment (RFC 6749 §3.1.2)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or len(uri) > 2000:
+        raise InvalidRequest(f"redirect URI must be absolute and without a fragment: {uri!r}")
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise InvalidRequest(f"redirect URI needs a host: {uri!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        raise InvalidRequest(f"http redirect URIs are allowed for loopback only: {uri!r}")
+    return uri
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redirect_uri_matches(client: ClientRow, uri: str) -> bool:
+    if uri in client.redirect_uris:
+        return True
+    if client.is_confidential:
+        return False
+    asked = urlsplit(uri)
+    if asked.scheme != "http" or not _is_ip_loopback(asked.hostname or ""):
+        return False
+    for registered in client.redirect_uris:
+        reg = urlsplit(registered)
+        if (
+            reg.scheme == "http"
+            and reg.hostname == asked.hostname
+            and _is_ip_loopback(reg.hostname or "")
+            and reg.path == asked.path
+            and reg.query == asked.query
+        ):
+            return True
+    return False
+
+
+def _is_ip_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """What a token-endpoint request presented to identify its client."""
+
+    client_id: str | None
+    secret: str | None
+    method: str  # client_secret_basic | client_secret_post | none
+
+
+def credentials_from(authorization: str | None, params: Mapping[str, str]) -> ClientCredentials:
+    """Read client credentials from Basic auth (RFC 6749 §2.3.1) or the form body.
+
+    Using both at once is refused (§2.3: MUST NOT use more than one method).
+    """
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            if "client_secret" in params:
+                raise InvalidRequest("Use one client authentication method, not two.")
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise InvalidClient("Malformed Basic credentials.") from None
+            user, sep, password = decoded.partition(":")
+            if not sep:
+                raise InvalidClient("Malformed Basic credentials.")
+            body_id = params.get("client_id")
+            client_id = unquote(user)
+            if body_id is not None and body_id != client_id:
+                raise InvalidRequest("client_id in the body differs from the Basic credentials.")
+            return ClientCredentials(client_id, unquote(password), "client_secret_basic")
+    if "client_secret" in params:
+        return ClientCredentials(
+            params.get("client_id"), params["client_secret"], "client_secret_post"
+        )
+    return ClientCredentials(params.get("client_id"), None, "none")
+
+
+def authenticate(client: ClientRow | None, creds: ClientCredentials) -> ClientRow:
+    """The client, if the credentials prove it; InvalidClient (401) otherwise.
+
+    Unknown clients and wrong secrets get the same answer, and the secret comparison is
+    constant-time over the hashes.
+    """
+    if client is None:
+        raise InvalidClient("Unknown client or bad credentials.")
+    if client.auth_method == "none":
+        if creds.method != "none":
+            raise InvalidClient("This public client does not use a secret.")
+        return client
+    if creds.method != client.auth_method or creds.secret is None:
+        raise InvalidClient(f"This client must authenticate with {client.auth_method}.")
+    expected = client.secret_hash or ""
+    if not hmac.compare_digest(hash_secret(creds.secret), expected):
+        raise InvalidClient("Unknown client or bad credentials.")
+    return client

@@ -1,0 +1,80 @@
+"""Token introspection (RFC 7662) and revocation (RFC 7009) for authenticated clients."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from authly.oauth.errors import InvalidToken
+from authly.store import refresh_tokens as refresh_repo
+from authly.store.clients import ClientRow
+from authly.store.db import Database
+from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH, hash_refresh_token
+from authly.tokens.service import TokenService
+
+HINTS = ("access_token", "refresh_token")
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def check_hint(hint: str | None) -> str | None:
+    """A known hint, or None: an unknown hint is ignored and every type is searched
+    (RFC 7009 §2.1, RFC 7662 §2.1)."""
+    return hint if hint in HINTS else None
+
+
+async def introspect(
+    db: Database, tokens: TokenService, client: ClientRow, token: str, hint: str | None
+) -> dict[str, Any]:
+    """RFC 7662 §2.2: ``{"active": false}`` for anything unknown, expired, revoked or
+    not this server's; a refresh token is only described to the client it belongs to."""
+    order = (
+        ("refresh_token", "access_token")
+        if hint == "refresh_token"
+        else ("access_token", "refresh_token")
+    )
+    for kind in order:
+        if kind == "access_token":
+            try:
+                claims = await tokens.verify_access(token)
+            except InvalidToken:
+                continue
+            raw = claims.raw
+            return {
+                "active": True,
+                "token_type": "access_token",
+                "scope": raw.get("scope", ""),
+                "client_id": claims.client_id,
+                "sub": claims.subject,
+                "exp": claims.expires_at,
+                "iat": raw.get("iat"),
+                "iss": raw.get("iss"),
+                "aud": raw.get("aud"),
+                "jti": claims.jti,
+            }
+        if len(token) > MAX_REFRESH_TOKEN_LENGTH:
+            continue
+        info = await db.run(refresh_repo.lookup, hash_refresh_token(token), time.time())
+        if info is None or not info.active or info.grant.client_id != client.client_id:
+            continue
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": info.grant.scope,
+            "client_id": info.grant.client_id,
+            "sub": info.grant.user_id,
+            "exp": int(info.expires_at),
+        }
+    return dict(INACTIVE)
+
+
+async def revoke(tokens: TokenService, client: ClientRow, token: str, hint: str | None) -> None:
+    """RFC 7009 §2: revoke if the token is this client's; silently do nothing otherwise."""
+    is_refresh_candidate = hint != "access_token" and len(token) <= MAX_REFRESH_TOKEN_LENGTH
+    if is_refresh_candidate and await tokens.revoke(token, client_id=client.client_id):
+        return
+    try:
+        claims = tokens.access.verify(token)
+    except InvalidToken:
+        return  # unknown, expired or foreign: nothing to do (still 200)
+    if claims.client_id == client.client_id:
+        await tokens.revocations.revoke([(claims.jti, float(claims.expires_at))])

@@ -1,0 +1,69 @@
+"""Authorization server metadata (RFC 8414), built from configuration only.
+
+The ``issuer`` and every URL come from AUTHLY_ISSUER, never from request headers, and
+the document lists only what this server actually serves.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authly.backends.protocols import Cache
+from authly.oauth.clients import AUTH_METHODS
+from authly.store import scopes as scope_repo
+from authly.store.db import Database
+
+
+def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
+    api = f"{issuer}/api/v1/oauth"
+    client_auth = [m for m in AUTH_METHODS if m != "none"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{api}/authorize",
+        "token_endpoint": f"{api}/token",
+        "revocation_endpoint": f"{api}/revoke",
+        "introspection_endpoint": f"{api}/introspect",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "scopes_supported": sorted(scopes),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "password",
+        ],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+METADATA_KEY = "metadata:oauth-authorization-server"
+METADATA_TTL = 300.0
+
+
+class MetadataDocument:
+    """The RFC 8414 document as JSON, cache-aside through the cache slot; invalidated
+    when the scope registry changes."""
+
+    def __init__(self, issuer: str, db: Database, cache: Cache, *, ttl: float = METADATA_TTL):
+        self._issuer = issuer
+        self._db = db
+        self._cache = cache
+        self._ttl = ttl
+
+    async def json(self) -> str:
+        cached = await self._cache.get(METADATA_KEY)
+        if cached is not None:
+            return cached
+        scopes = [s.name for s in await self._db.run(scope_repo.list_all)]
+        document = json.dumps(server_metadata(self._issuer, scopes), separators=(",", ":"))
+        await self._cache.set(METADATA_KEY, document, self._ttl)
+        return document
+
+    async def invalidate(self) -> None:
+        await self._cache.delete(METADATA_KEY)

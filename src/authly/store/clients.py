@@ -1,0 +1,113 @@
+"""Registered OAuth clients. Secrets are stored as SHA-256 of 256 random bits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class ClientExists(Exception):
+    """Raised when a client id is already registered."""
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    client_id: str
+    name: str
+    secret_hash: str | None = field(repr=False)
+    auth_method: str  # client_secret_basic | client_secret_post | none
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    first_party: bool
+    created_at: float
+    updated_at: float
+
+    @property
+    def is_confidential(self) -> bool:
+        return self.auth_method != "none"
+
+    def public(self) -> dict[str, Any]:
+        """The admin view: everything but the secret hash."""
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "client_type": "confidential" if self.is_confidential else "public",
+            "token_endpoint_auth_method": self.auth_method,
+            "redirect_uris": list(self.redirect_uris),
+            "grant_types": list(self.grant_types),
+            "scopes": list(self.scopes),
+            "first_party": self.first_party,
+            "created_at": int(self.created_at),
+            "updated_at": int(self.updated_at),
+        }
+
+    def with_changes(self, **changes: Any) -> ClientRow:
+        return replace(self, **changes)
+
+
+def _row(row: sqlite3.Row | None) -> ClientRow | None:
+    if row is None:
+        return None
+    return ClientRow(
+        client_id=row["client_id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        auth_method=row["auth_method"],
+        redirect_uris=tuple(json.loads(row["redirect_uris"])),
+        grant_types=tuple(json.loads(row["grant_types"])),
+        scopes=tuple(json.loads(row["scopes"])),
+        first_party=bool(row["first_party"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def get(conn: sqlite3.Connection, client_id: str) -> ClientRow | None:
+    return _row(conn.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone())
+
+
+def list_all(conn: sqlite3.Connection) -> list[ClientRow]:
+    rows = conn.execute("SELECT * FROM clients ORDER BY created_at, client_id").fetchall()
+    return [c for c in (_row(r) for r in rows) if c is not None]
+
+
+def _values(c: ClientRow) -> tuple[Any, ...]:
+    return (
+        c.name,
+        c.secret_hash,
+        c.auth_method,
+        json.dumps(list(c.redirect_uris)),
+        json.dumps(list(c.grant_types)),
+        json.dumps(list(c.scopes)),
+        int(c.first_party),
+        c.updated_at,
+    )
+
+
+def insert(conn: sqlite3.Connection, client: ClientRow) -> ClientRow:
+    try:
+        conn.execute(
+            "INSERT INTO clients (name, secret_hash, auth_method, redirect_uris, grant_types,"
+            " scopes, first_party, updated_at, client_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*_values(client), client.client_id, client.created_at),
+        )
+    except sqlite3.IntegrityError:
+        raise ClientExists(client.client_id) from None
+    return client
+
+
+def update(conn: sqlite3.Connection, client: ClientRow) -> ClientRow | None:
+    cur = conn.execute(
+        "UPDATE clients SET name = ?, secret_hash = ?, auth_method = ?, redirect_uris = ?,"
+        " grant_types = ?, scopes = ?, first_party = ?, updated_at = ? WHERE client_id = ?",
+        (*_values(client), client.client_id),
+    )
+    return client if cur.rowcount == 1 else None
+
+
+def delete(conn: sqlite3.Connection, client_id: str) -> bool:
+    return conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount == 1

@@ -1,0 +1,108 @@
+"""Authorization codes: stored as hashes, single use, short-lived.
+
+Redeeming is one transaction: a code seen a second time is a replay, and the caller
+revokes everything issued from its first redemption (RFC 6749 §4.1.2, RFC 9700 §4.5).
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from dataclasses import dataclass
+
+from authly.store.db import write_transaction
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+
+
+class RedeemStatus(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REPLAYED = "replayed"
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    status: RedeemStatus
+    grant: CodeGrant | None = None
+    # On replay: what the first redemption issued, to be revoked.
+    family_id: str | None = None
+    access_jti: str | None = None
+    access_expires_at: float | None = None
+
+
+def insert(
+    conn: sqlite3.Connection, code_hash: str, grant: CodeGrant, now: float, expires_at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope,"
+        " code_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            code_hash,
+            grant.client_id,
+            grant.user_id,
+            grant.redirect_uri,
+            grant.scope,
+            grant.code_challenge,
+            now,
+            expires_at,
+        ),
+    )
+
+
+def redeem(conn: sqlite3.Connection, code_hash: str, now: float) -> Redeemed:
+    """Mark the code used; report a replay with what its first use issued."""
+    with write_transaction(conn):
+        row = conn.execute(
+            "SELECT * FROM authorization_codes WHERE code_hash = ?", (code_hash,)
+        ).fetchone()
+        if row is None:
+            return Redeemed(RedeemStatus.UNKNOWN)
+        if row["used_at"] is not None:
+            return Redeemed(
+                RedeemStatus.REPLAYED,
+                None,
+                row["family_id"],
+                row["access_jti"],
+                row["access_expires_at"],
+            )
+        conn.execute(
+            "UPDATE authorization_codes SET used_at = ? WHERE code_hash = ?", (now, code_hash)
+        )
+        if row["expires_at"] <= now:
+            return Redeemed(RedeemStatus.EXPIRED)
+        grant = CodeGrant(
+            row["client_id"],
+            row["user_id"],
+            row["redirect_uri"],
+            row["scope"],
+            row["code_challenge"],
+        )
+        return Redeemed(RedeemStatus.OK, grant)
+
+
+def record_issue(
+    conn: sqlite3.Connection,
+    code_hash: str,
+    family_id: str | None,
+    access_jti: str,
+    access_expires_at: float,
+) -> None:
+    """Remember what the code's redemption issued (for replay revocation)."""
+    conn.execute(
+        "UPDATE authorization_codes SET family_id = ?, access_jti = ?, access_expires_at = ?"
+        " WHERE code_hash = ?",
+        (family_id, access_jti, access_expires_at, code_hash),
+    )
+
+
+def delete_expired(conn: sqlite3.Connection, before: float) -> int:
+    return conn.execute("DELETE FROM authorization_codes WHERE expires_at < ?", (before,)).rowcount
