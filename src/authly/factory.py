@@ -16,7 +16,7 @@ from quart_trio import QuartTrio
 
 from authly.config import Settings
 from authly.metrics import Metrics
-from authly.web import auth, health, oauth, oidc, users
+from authly.web import admin, auth, authorize, health, oauth, oidc, users
 from authly.web import metrics as metrics_web
 from authly.web.render import register_error_handlers
 
@@ -55,7 +55,16 @@ def create_app(settings: Settings | None = None) -> AuthlyApp:
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 1
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
     metrics = Metrics()
-    for blueprint in (auth.bp, oauth.bp, users.bp, oidc.bp, health.bp, metrics_web.bp):
+    for blueprint in (
+        auth.bp,
+        oauth.bp,
+        authorize.bp,
+        admin.bp,
+        users.bp,
+        oidc.bp,
+        health.bp,
+        metrics_web.bp,
+    ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     metrics_web.install_request_metrics(app, metrics)

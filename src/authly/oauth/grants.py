@@ -25,6 +25,7 @@ from authly.oauth import pkce
 from authly.oauth.authorization import check_code_text, hash_code
 from authly.oauth.clients import ClientCredentials, authenticate, credentials_from
 from authly.oauth.errors import (
+    InvalidClient,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -105,7 +106,7 @@ async def authenticate_client(
     creds = credentials_from(authorization, params)
     client_id = creds.client_id or default_client
     if client_id is None:
-        raise InvalidRequest("client_id is required.")
+        raise InvalidClient("Client authentication is required.")
     if not _CLIENT_ID.match(client_id):
         raise InvalidRequest("client_id must be 1 to 128 printable ASCII characters.")
     creds = ClientCredentials(client_id, creds.secret, creds.method)

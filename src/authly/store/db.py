@@ -90,6 +90,10 @@ class Database:
         await done.wait()
         return box[0].unwrap()
 
+    @property
+    def is_open(self) -> bool:
+        return self._token is not None and not self._closed
+
     def close(self) -> None:
         """Ask the worker thread to stop after the queries already queued."""
         if not self._closed:
