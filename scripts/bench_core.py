@@ -12,11 +12,28 @@ Scenarios (each at every --concurrency level unless noted):
 - ``health_under_login``  GET /health at concurrency 1 while --bg-login-concurrency
   logins run without pause in another process: shows whether argon2 runs off the event
   loop (compare its p99 with ``health`` at concurrency 1)
+- ``client_credentials``  POST /api/v1/oauth/token grant_type=client_credentials, the
+  confidential client ``bench-svc`` authenticating with HTTP Basic (RFC 6749 §2.3.1)
+- ``introspection``  POST /api/v1/oauth/introspect token=<access token> with Basic auth
+  of ``bench-svc``; every worker gets its access token once during set-up, and an
+  answer without ``"active": true`` counts as an error
+- ``code_flow``  complete authorization-code + PKCE (S256) flows of the first-party
+  public client ``bench-spa`` with a logged-in browser session: GET
+  /api/v1/oauth/authorize with the session cookie (a 302 to the redirect URI carrying
+  ``code`` and the same ``state`` is the expected answer), then POST /api/v1/oauth/token
+  grant_type=authorization_code with the code_verifier. Every worker logs in once during
+  set-up through the HTML login form (hidden fields, CSRF token included). One request
+  of the table = one complete flow (two HTTP requests); p50/p99 are per flow
 
 By default the script starts its own server (``python -m authly serve`` on a free port,
 SQLite in a temporary directory, AUTHLY_LOGIN_RATE_LIMIT=1000000 so the login bench is
-not rate limited) and stops it with SIGTERM at the end. ``--url`` targets a running
-server instead (login and refresh then need --username/--password).
+not rate limited, AUTHLY_TOKEN_RATE_LIMIT=10000000 so the token endpoint's per-client
+and per-IP budget is not either) and stops it with SIGTERM at the end. For the OAuth
+scenarios it registers ``bench-svc`` (client_secret_basic, client_credentials, random
+secret) and ``bench-spa`` (public, first party, redirect URI http://127.0.0.1:9/cb, never
+contacted) in the SQLite file before the server starts. ``--url`` targets a running
+server instead (login and refresh then need --username/--password; the OAuth scenarios
+are skipped, their clients only exist in a self-started server's database).
 
 Load comes from separate OS processes (multiprocessing; ``--procs`` per scenario, 1 by
 default) running trio. The default client (``--client raw``) is a minimal HTTP/1.1
@@ -44,13 +61,17 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
+import html.parser
 import json
 import math
 import multiprocessing as mp
 import os
 import queue as queue_module
 import resource
+import secrets
 import shlex
 import signal
 import sys
@@ -58,23 +79,33 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib.py, next to this file
 import benchlib
 
-SCENARIOS = ("health", "jwks", "login", "refresh", "health_under_login")
+OAUTH_SCENARIOS = ("client_credentials", "introspection", "code_flow")
+SCENARIOS = ("health", "jwks", "login", "refresh", "health_under_login", *OAUTH_SCENARIOS)
 LOGIN_PATH = "/api/v1/auth/login"
 TOKEN_PATH = "/api/v1/oauth/token"
+INTROSPECT_PATH = "/api/v1/oauth/introspect"
+AUTHORIZE_PATH = "/api/v1/oauth/authorize"
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
+
+SERVICE_CLIENT_ID = "bench-svc"  # confidential: client_credentials, introspection
+SPA_CLIENT_ID = "bench-spa"  # public, first party: code_flow
+SPA_REDIRECT_URI = "http://127.0.0.1:9/cb"  # never contacted: the 302 Location is parsed
+SPA_SCOPE = "profile email"
+TOKEN_RATE_LIMIT = "10000000"  # the maximum AUTHLY_TOKEN_RATE_LIMIT accepts
+BROWSER_LOGIN_STEPS = 4  # requests of one browser login (set-up): see browser_login
 
 SETUP_SECONDS = 60.0  # bound on per-scenario set-up (connections, the refresh logins)
 IDLE_RECONNECT_SECONDS = 2.0  # hypercorn closes idle keep-alive connections after 5 s
@@ -102,7 +133,7 @@ class Job:
     """What one load-generator process does; picklable."""
 
     target: Target
-    kind: str  # health | jwks | login | refresh
+    kind: str  # health | jwks | login | refresh | client_credentials | introspection | code_flow
     workers: int
     requests: int
     max_seconds: float
@@ -113,6 +144,7 @@ class Job:
     start_delay: float = 0.0
     follower: bool = False  # stop as soon as the scenario's stop event is set
     leader: bool = False  # set the scenario's stop event when done
+    client_secret: str = ""  # bench-svc's (client_credentials, introspection)
 
 
 @dataclass
@@ -155,6 +187,7 @@ class RawClient:
         self._stream: trio.SocketStream | None = None
         self._buf = bytearray()
         self._last_used = 0.0
+        self.last_headers: list[tuple[str, str]] = []  # of the last answer; names lowercase
 
     def drop(self) -> None:
         if self._stream is not None:
@@ -166,7 +199,12 @@ class RawClient:
         self.drop()
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> tuple[int, bytes]:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
@@ -174,6 +212,8 @@ class RawClient:
         )
         if content_type is not None:
             head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        for name, value in headers:
+            head += f"{name}: {value}\r\n"
         data = head.encode("ascii") + b"\r\n" + body
         if self._stream is not None and time.monotonic() - self._last_used > IDLE_RECONNECT_SECONDS:
             self.drop()
@@ -228,9 +268,11 @@ class RawClient:
         keep_alive = parts[0] == "HTTP/1.1"
         length: int | None = None
         chunked = False
+        self.last_headers = []
         for line in lines[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
+            self.last_headers.append((name, value.strip()))
             value = value.strip().lower()
             if name == "content-length":
                 length = int(value)
@@ -268,19 +310,30 @@ class HttpxClient:
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self.last_headers: list[tuple[str, str]] = []  # of the last answer; names lowercase
 
     def drop(self) -> None:
         pass  # httpx's pool discards broken connections by itself
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> tuple[int, bytes]:
-        headers = {"User-Agent": "authly-bench"}
+        sent = {"User-Agent": "authly-bench"}
         if content_type is not None:
-            headers["Content-Type"] = content_type
+            sent["Content-Type"] = content_type
+        sent.update(headers)
         response = await self._client.request(
-            method, path, content=body if content_type is not None else None, headers=headers
+            method, path, content=body if content_type is not None else None, headers=sent
         )
+        # The shared client's cookie jar must not mix the workers' sessions: each worker
+        # sends its own Cookie header (an explicit one wins over the jar's).
+        self._client.cookies.clear()
+        self.last_headers = [(k.lower(), v) for k, v in response.headers.multi_items()]
         return response.status_code, response.content
 
 
@@ -322,6 +375,240 @@ async def do_refresh(client: Client, token: str) -> str:
 async def do_get(client: Client, path: str) -> None:
     status, _ = await client.request("GET", path)
     _check(status)
+
+
+def _basic_auth(client_id: str, secret: str) -> tuple[str, str]:
+    """RFC 6749 §2.3.1: both parts form-encoded, then Basic."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return ("Authorization", "Basic " + base64.b64encode(pair.encode()).decode("ascii"))
+
+
+def _access_token_of(body: bytes) -> str:
+    try:
+        token = json.loads(body)["access_token"]
+    except (ValueError, KeyError, TypeError):
+        raise BadResponse("2xx without an access_token") from None
+    if not isinstance(token, str) or not token:
+        raise BadResponse("2xx without an access_token")
+    return token
+
+
+async def do_client_credentials(client: Client, job: Job) -> str:
+    body = urlencode({"grant_type": "client_credentials"}).encode()
+    auth = _basic_auth(SERVICE_CLIENT_ID, job.client_secret)
+    status, payload = await client.request("POST", TOKEN_PATH, body, FORM_TYPE, (auth,))
+    _check(status)
+    return _access_token_of(payload)
+
+
+async def do_introspect(client: Client, job: Job, token: str) -> None:
+    body = urlencode({"token": token}).encode()
+    auth = _basic_auth(SERVICE_CLIENT_ID, job.client_secret)
+    status, payload = await client.request("POST", INTROSPECT_PATH, body, FORM_TYPE, (auth,))
+    _check(status)
+    try:
+        active = json.loads(payload)["active"]
+    except (ValueError, KeyError, TypeError):
+        raise BadResponse("2xx without an active member") from None
+    if active is not True:
+        raise BadResponse("introspection answered active != true")
+
+
+# ------------------------------------------------------- the authorization-code flow
+
+
+def _pkce_pair() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge), RFC 7636 §4.1-4.2."""
+    verifier = secrets.token_urlsafe(48)  # 64 characters
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _authorize_path(challenge: str, state: str) -> str:
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": SPA_CLIENT_ID,
+            "redirect_uri": SPA_REDIRECT_URI,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": state,
+        }
+    )
+    return f"{AUTHORIZE_PATH}?{query}"
+
+
+def _header(client: Client, name: str) -> str | None:
+    return next((v for k, v in client.last_headers if k == name), None)
+
+
+def _code_from(location: str | None, state: str) -> str:
+    """The code of a redirect to the client (RFC 6749 §4.1.2); BadResponse otherwise."""
+    if location is None:
+        raise BadResponse("authorize: redirect without a Location")
+    parts = urlsplit(location)
+    if location.split("?", 1)[0] != SPA_REDIRECT_URI:
+        raise BadResponse(f"authorize: redirect to {parts.scheme}://{parts.netloc}{parts.path}")
+    query = parse_qs(parts.query)
+    if "error" in query:
+        raise BadResponse(f"authorize: redirected with error={query['error'][0][:40]}")
+    if query.get("state") != [state]:
+        raise BadResponse("authorize: redirect with another state")
+    code = query.get("code", [""])[0]
+    if not code:
+        raise BadResponse("authorize: redirect without a code")
+    return code
+
+
+async def _redeem(client: Client, code: str, verifier: str) -> None:
+    body = urlencode(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": SPA_REDIRECT_URI,
+            "client_id": SPA_CLIENT_ID,
+            "code_verifier": verifier,
+        }
+    ).encode()
+    status, payload = await client.request("POST", TOKEN_PATH, body, FORM_TYPE)
+    if not 200 <= status < 300:
+        raise BadResponse(f"token: HTTP {status}")
+    _access_token_of(payload)
+
+
+async def do_code_flow(client: Client, cookie: str) -> None:
+    """One complete flow with a logged-in browser session (``cookie``: its Cookie
+    header): GET authorize -> 302 to the redirect URI with a code, then the exchange."""
+    verifier, challenge = _pkce_pair()
+    state = secrets.token_urlsafe(16)
+    path = _authorize_path(challenge, state)
+    status, _ = await client.request("GET", path, headers=(("Cookie", cookie),))
+    if status != 302:
+        lost = " (login page: the session is gone)" if status == 200 else ""
+        raise BadResponse(f"authorize: HTTP {status}{lost}")
+    await _redeem(client, _code_from(_header(client, "location"), state), verifier)
+
+
+class _Cookies:
+    """Just enough of a browser's cookie jar: name -> (value, path), one host."""
+
+    def __init__(self) -> None:
+        self._jar: dict[str, tuple[str, str]] = {}
+
+    def update(self, headers: list[tuple[str, str]]) -> None:
+        for name, value in headers:
+            if name != "set-cookie":
+                continue
+            pair, *attributes = value.split(";")
+            cookie, sep, cookie_value = pair.partition("=")
+            if not sep:
+                continue
+            path = "/"
+            gone = False
+            for attribute in attributes:
+                key, _, arg = attribute.strip().partition("=")
+                key = key.lower()
+                if key == "path" and arg.startswith("/"):
+                    path = arg
+                elif key == "max-age":
+                    with contextlib.suppress(ValueError):
+                        gone = gone or int(arg) <= 0
+                elif key == "expires":
+                    gone = gone or "1970" in arg
+            if gone:
+                self._jar.pop(cookie.strip(), None)
+            else:
+                self._jar[cookie.strip()] = (cookie_value.strip().strip('"'), path)
+
+    def names(self) -> list[str]:
+        return list(self._jar)
+
+    def header(self, request_path: str) -> str:
+        path = request_path.split("?", 1)[0]
+        return "; ".join(
+            f"{name}={value}"
+            for name, (value, cookie_path) in self._jar.items()
+            if path == cookie_path or path.startswith(cookie_path.rstrip("/") + "/")
+        )
+
+
+class _LoginForm(html.parser.HTMLParser):
+    """The first POST form of a page: its action, hidden fields and the names of its
+    text and password inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.hidden: dict[str, str] = {}
+        self.user_field: str | None = None
+        self.password_field: str | None = None
+        self._inside = False
+        self._done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and not self._done and a.get("method", "get").lower() == "post":
+            self._inside = True
+            self.action = a.get("action", "")
+        elif tag == "input" and self._inside and a.get("name"):
+            kind = a.get("type", "text").lower()
+            if kind == "hidden":
+                self.hidden[a["name"]] = a.get("value", "")
+            elif kind == "password":
+                self.password_field = self.password_field or a["name"]
+            elif kind in ("text", "email") and self.user_field is None:
+                self.user_field = a["name"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form" and self._inside:
+            self._inside = False
+            self._done = True
+
+
+async def browser_login(client: Client, job: Job) -> str:
+    """Log a browser session in the way a user does, once per worker (set-up): GET
+    authorize (-> the login page and the browser binding cookie), POST its form with the
+    hidden fields (request id, CSRF token) and the credentials (-> 303 and the session
+    cookie), GET where that points (-> 302 to the client with a code), redeem the code.
+    Returns the Cookie header the flows send to the authorize endpoint."""
+    cookies = _Cookies()
+    verifier, challenge = _pkce_pair()
+    state = secrets.token_urlsafe(16)
+    path = _authorize_path(challenge, state)
+    status, page = await client.request("GET", path)
+    cookies.update(client.last_headers)
+    if status != 200:
+        raise BadResponse(f"login page: HTTP {status} (expected 200)")
+    form = _LoginForm()
+    form.feed(page.decode("utf-8", "replace"))
+    if not form.action or not form.user_field or not form.password_field:
+        raise BadResponse("login page: no login form with username and password fields")
+    action = urlsplit(urljoin(path, form.action))
+    action_path = action.path + (f"?{action.query}" if action.query else "")
+    fields = {**form.hidden, form.user_field: job.username, form.password_field: job.password}
+    status, _ = await client.request(
+        "POST",
+        action_path,
+        urlencode(fields).encode(),
+        FORM_TYPE,
+        (("Cookie", cookies.header(action_path)),),
+    )
+    cookies.update(client.last_headers)
+    location = _header(client, "location")
+    if status not in (302, 303) or location is None:
+        raise BadResponse(f"login form: HTTP {status} (expected a redirect)")
+    if not any("session" in name for name in cookies.names()):
+        raise BadResponse("login form: redirect without a session cookie")
+    target = urlsplit(urljoin(action_path, location))
+    next_path = target.path + (f"?{target.query}" if target.query else "")
+    status, _ = await client.request(
+        "GET", next_path, headers=(("Cookie", cookies.header(next_path)),)
+    )
+    cookies.update(client.last_headers)
+    if status != 302:
+        raise BadResponse(f"after login: HTTP {status} (expected 302 to the client)")
+    await _redeem(client, _code_from(_header(client, "location"), state), verifier)
+    return cookies.header(AUTHORIZE_PATH)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -367,6 +654,14 @@ async def _worker(
                     await do_get(client, "/.well-known/jwks.json")
                 elif job.kind == "login":
                     await do_login(client, job)
+                elif job.kind == "client_credentials":
+                    await do_client_credentials(client, job)
+                elif job.kind == "introspection":
+                    assert token[0] is not None
+                    await do_introspect(client, job, token[0])
+                elif job.kind == "code_flow":
+                    assert token[0] is not None
+                    await do_code_flow(client, token[0])
                 else:
                     assert token[0] is not None
                     token[0] = await do_refresh(client, token[0])
@@ -390,8 +685,9 @@ async def _worker(
 
 async def _prepare(job: Job, client: Client, token: list[str | None], result: ProcResult) -> None:
     """Open the connection with one warm-up GET (the scenario's own endpoint for jwks,
-    /health otherwise) and, for refresh, start a token chain. Not measured, but the
-    slowest warm-up is reported when it is slow (a cold cache shows up there)."""
+    /health otherwise) and, for refresh, start a token chain; for introspection, get the
+    access token to introspect; for code_flow, log the browser session in. Not measured,
+    but the slowest warm-up is reported when it is slow (a cold cache shows up there)."""
     path = "/.well-known/jwks.json" if job.kind == "jwks" else "/health"
     try:
         started = time.perf_counter()
@@ -401,6 +697,12 @@ async def _prepare(job: Job, client: Client, token: list[str | None], result: Pr
         if job.kind == "refresh":
             with trio.fail_after(job.timeout):
                 token[0] = await do_login(client, job)
+        elif job.kind == "introspection":
+            with trio.fail_after(job.timeout):
+                token[0] = await do_client_credentials(client, job)
+        elif job.kind == "code_flow":
+            with trio.fail_after(job.timeout * BROWSER_LOGIN_STEPS):
+                token[0] = await browser_login(client, job)
     except Exception as exc:
         result.setup_errors[f"set-up: {_error_kind(exc)}"] += 1
         client.drop()
@@ -433,8 +735,8 @@ async def run_job(job: Job, barrier: Any, stop_event: Any) -> ProcResult:
             async with trio.open_nursery() as nursery:
                 for client, token in zip(clients, tokens, strict=True):
                     nursery.start_soon(_prepare, job, client, token, result)
-        if job.kind == "refresh":
-            # Workers whose chain could not start do not run.
+        if job.kind in ("refresh", "introspection", "code_flow"):
+            # Workers whose chain, token or session could not start do not run.
             live = [(c, t) for c, t in zip(clients, tokens, strict=True) if t[0] is not None]
         else:
             live = list(zip(clients, tokens, strict=True))
@@ -523,11 +825,13 @@ def _proc_tree_cpu(root: int) -> float:
 class Server(benchlib.AuthlyServer):
     """``python -m authly serve`` in its own session, SQLite in a temporary directory."""
 
-    def __init__(self, workers: int, host: str, launcher: str) -> None:
+    def __init__(self, workers: int, host: str, launcher: str, with_clients: bool = False) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="authly-bench-")
         super().__init__(Path(self._tmp.name, "server.log"), host)
         self.workers = workers
         self.launcher = launcher
+        self.with_clients = with_clients  # register bench-svc and bench-spa before start
+        self.client_secret = secrets.token_urlsafe(32)
         self.version = "?"
         self.inherited = sorted(
             k
@@ -561,15 +865,68 @@ class Server(benchlib.AuthlyServer):
             ]
         return [*self.serve_command(), "--workers", str(self.workers)]
 
+    @property
+    def db_path(self) -> str:
+        return f"{self._tmp.name}/bench.db"
+
+    def register_clients(self) -> None:
+        """Create the schema and the OAuth scenarios' clients in the server's SQLite file
+        (the server migrates it again at start: nothing left to do)."""
+        from authly.oauth.clients import hash_secret
+        from authly.store import clients as client_repo
+        from authly.store.clients import ClientRow
+        from authly.store.db import connect
+        from authly.store.migrations import migrate
+
+        now = time.time()
+        conn = connect(self.db_path)
+        try:
+            migrate(conn)
+            client_repo.insert(
+                conn,
+                ClientRow(
+                    client_id=SERVICE_CLIENT_ID,
+                    name="bench service client",
+                    secret_hash=hash_secret(self.client_secret),
+                    auth_method="client_secret_basic",
+                    redirect_uris=(),
+                    grant_types=("client_credentials",),
+                    scopes=tuple(SPA_SCOPE.split()),
+                    first_party=False,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+            client_repo.insert(
+                conn,
+                ClientRow(
+                    client_id=SPA_CLIENT_ID,
+                    name="bench single-page app",
+                    secret_hash=None,
+                    auth_method="none",
+                    redirect_uris=(SPA_REDIRECT_URI,),
+                    grant_types=("authorization_code", "refresh_token"),
+                    scopes=tuple(SPA_SCOPE.split()),
+                    first_party=True,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+        finally:
+            conn.close()
+
     def start(self) -> None:
         env = dict(os.environ)
         env.update(
-            AUTHLY_DATABASE_URL=f"sqlite:///{self._tmp.name}/bench.db",
+            AUTHLY_DATABASE_URL=f"sqlite:///{self.db_path}",
             AUTHLY_ADMIN_USERNAME=self.username,
             AUTHLY_ADMIN_PASSWORD=self.password,
             AUTHLY_LOGIN_RATE_LIMIT="1000000",
+            AUTHLY_TOKEN_RATE_LIMIT=TOKEN_RATE_LIMIT,
             AUTHLY_LOG_LEVEL="WARNING",
         )
+        if self.with_clients:
+            self.register_clients()
         self.launch(self.command(), env)
         try:
             health = self.wait_healthy()
@@ -671,6 +1028,7 @@ def run_scenario(groups: list[Group], opts: argparse.Namespace, server: Server |
                 start_delay=group.start_delay,
                 follower=group.follower,
                 leader=group.leader,
+                client_secret=opts.client_secret,
             )
             jobs.append((gi, job))
     barrier = ctx.Barrier(len(jobs) + 1)
@@ -815,6 +1173,10 @@ def plan(opts: argparse.Namespace) -> Iterator[tuple[str, list[Group]]]:
                 ),
             ],
         )
+    for kind in OAUTH_SCENARIOS:
+        if kind in opts.scenarios:
+            for c in opts.concurrency:
+                yield f"{kind} c={c}", [Group(kind, kind, c, opts.requests, opts.procs)]
 
 
 # ------------------------------------------------------------------ output
@@ -896,6 +1258,7 @@ def render(
         setup.append(
             f"server: self-started `{how}` "
             f"(authly {server.version}), SQLite in a temp dir, AUTHLY_LOGIN_RATE_LIMIT=1000000, "
+            f"AUTHLY_TOKEN_RATE_LIMIT={TOKEN_RATE_LIMIT}, "
             f"AUTHLY_LOG_LEVEL=WARNING; AUTHLY_* inherited from the environment: {inherited}"
         )
     else:
@@ -906,6 +1269,12 @@ def render(
         "(client: all load processes; server: its whole process tree; other: the rest "
         f"of the machine, out of {machine['nproc']} cores: other people's load = noise)"
     )
+    if any(r.label == "code_flow" for r in rows):
+        setup.append(
+            "code_flow: one request = one complete flow (GET authorize with the session "
+            "cookie -> 302 with a code, then POST token with the code_verifier); req/s = "
+            "flows/s, p50/p99 per flow; any other answer to either step is an error"
+        )
     notes = []
     for r in rows:
         notes += [f"{r.label.strip()} c={r.concurrency}: {n}" for n in r.notes]
@@ -1049,10 +1418,20 @@ def main(argv: list[str] | None = None) -> int:
             if skipped:
                 extra.append(f"skipped {', '.join(skipped)}: no --password for {opts.url}")
                 opts.scenarios = [s for s in opts.scenarios if s not in skipped]
+        skipped = [s for s in opts.scenarios if s in OAUTH_SCENARIOS]
+        if skipped:
+            extra.append(
+                f"skipped {', '.join(skipped)}: their clients are registered only in the "
+                "database of a server this script starts"
+            )
+            opts.scenarios = [s for s in opts.scenarios if s not in skipped]
+        opts.client_secret = ""
     else:
-        server = Server(opts.workers, opts.host, opts.launcher)
+        with_clients = any(s in OAUTH_SCENARIOS for s in opts.scenarios)
+        server = Server(opts.workers, opts.host, opts.launcher, with_clients)
         opts.target = server.target
         opts.username, opts.password = server.username, server.password
+        opts.client_secret = server.client_secret
     rows: list[Row] = []
     interrupted = False
     try:
