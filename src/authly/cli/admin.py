@@ -1,4 +1,5 @@
-"""`authly admin`: local administration against the configured database."""
+"""`authly admin`: local user administration against the configured database
+(`user create`), and the admin API over HTTP (cli/admin_remote.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 import click
 import trio
 
+from authly.cli.admin_remote import COMMANDS
 from authly.cli.main import load_settings
 from authly.config import Settings
 from authly.store import users as user_repo
@@ -18,7 +20,11 @@ from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 
 @click.group()
 def admin() -> None:
-    """Administration commands."""
+    """Administration commands.
+
+    `user create` works on the configured database directly; the others talk to a
+    running server (--url or AUTHLY_URL) after `authly admin login`.
+    """
 
 
 @admin.group()
@@ -69,3 +75,7 @@ def create_user(username: str, password_stdin: bool, email: str | None, is_admin
         click.echo(f"authly: user {username!r} already exists", err=True)
         sys.exit(1)
     click.echo(f"created user {created.username} ({created.id})")
+
+
+for _command in COMMANDS:
+    admin.add_command(_command)

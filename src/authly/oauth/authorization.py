@@ -21,7 +21,7 @@ from authly.errors import AuthlyError
 from authly.oauth import pkce
 from authly.oauth.clients import redirect_uri_matches
 from authly.oauth.errors import InvalidRequest, OAuthError
-from authly.oauth.scopes import format_scope, parse_scope
+from authly.oauth.scopes import describe_scope, format_scope, parse_scope
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo
 from authly.store import scopes as scope_repo
@@ -124,7 +124,7 @@ async def validate_authorization_request(
         requested = frozenset(s.name for s in registry if s.is_default) & allowed
     extra = requested - allowed
     if extra:
-        raise fail("invalid_scope", f"Scope not allowed for this client: {format_scope(extra)}")
+        raise fail("invalid_scope", f"Scope not allowed for this client: {describe_scope(extra)}")
     return AuthorizationRequest(
         client_id=client.client_id,
         client_name=client.name,

@@ -10,7 +10,9 @@
     ├── InvalidScope            400 invalid_scope
     ├── InvalidToken            401 invalid_token + WWW-Authenticate (RFC 6750 §3.1)
     ├── RateLimitExceeded       429 too_many_requests + Retry-After
+    ├── AccessDenied            403 access_denied
     ├── NotFound / MethodNotAllowed / RequestTooLarge   404 / 405 / 413
+    ├── Conflict                409 conflict (admin API: duplicates, in-use)
     └── TemporarilyUnavailable  503 temporarily_unavailable
 
 ``web/render.py`` turns any of these into a JSON response; domain code only raises.
@@ -163,6 +165,14 @@ class MethodNotAllowed(OAuthError):
     error = "method_not_allowed"
     status_code = 405
     default_description = "Method not allowed on this endpoint."
+
+
+class Conflict(OAuthError):
+    """Raised when a change conflicts with what exists: a duplicate, or a resource in use."""
+
+    error = "conflict"
+    status_code = 409
+    default_description = "The request conflicts with the current state of the resource."
 
 
 class RequestTooLarge(InvalidRequest):

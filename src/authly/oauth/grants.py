@@ -33,10 +33,11 @@ from authly.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from authly.oauth.scopes import ADMIN_SCOPE, format_scope, parse_scope
+from authly.oauth.scopes import ADMIN_SCOPE, describe_scope, format_scope, parse_scope
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo
 from authly.store import scopes as scope_repo
+from authly.store import users as user_repo
 from authly.store.clients import ClientRow
 from authly.store.codes import RedeemStatus
 from authly.store.db import Database
@@ -139,7 +140,7 @@ async def password_grant(
     scope = (DEFAULT_SCOPE & allowed) if requested is None else requested
     extra = scope - allowed
     if extra:
-        raise InvalidScope(f"scope not allowed: {format_scope(extra)}")
+        raise InvalidScope(f"scope not allowed: {describe_scope(extra)}")
     body, _, _ = await ctx.tokens.issue(
         user_id=user.id,
         client_id=client.client_id,
@@ -172,6 +173,9 @@ async def authorization_code_grant(
     if (params.get("redirect_uri") or "") != grant.redirect_uri:
         raise InvalidGrant("redirect_uri does not match the authorization request.")
     pkce.verify(params.get("code_verifier"), grant.code_challenge)
+    user = await ctx.db.run(user_repo.get_by_id, grant.user_id)
+    if user is None or not user.is_active:
+        raise InvalidGrant("The account that approved this code is disabled.")
     body, family_id, ref = await ctx.tokens.issue(
         user_id=grant.user_id,
         client_id=client.client_id,
@@ -202,7 +206,7 @@ async def client_credentials_grant(
         requested = frozenset(s.name for s in registry if s.is_default) & allowed
     extra = requested - allowed
     if extra:
-        raise InvalidScope(f"scope not allowed: {format_scope(extra)}")
+        raise InvalidScope(f"scope not allowed: {describe_scope(extra)}")
     return ctx.tokens.issue_for_client(client_id=client.client_id, scope=format_scope(requested))
 
 

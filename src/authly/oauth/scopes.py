@@ -26,6 +26,12 @@ def format_scope(scopes: frozenset[str] | set[str]) -> str:
     return " ".join(sorted(scopes))
 
 
+def describe_scope(scopes: frozenset[str] | set[str], limit: int = 200) -> str:
+    """A scope list for an error message, cut short so a request cannot fill it."""
+    text = format_scope(scopes)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def grantable_scopes(default: frozenset[str], is_admin: bool) -> frozenset[str]:
     """What a user may be granted on the first-party endpoints."""
     return default | {ADMIN_SCOPE} if is_admin else default
@@ -39,5 +45,5 @@ def resolve_scope(
         return default
     extra = requested - allowed
     if extra:
-        raise InvalidScope(f"scope not allowed: {format_scope(extra)}")
+        raise InvalidScope(f"scope not allowed: {describe_scope(extra)}")
     return requested

@@ -1,8 +1,49 @@
-"""The authorization endpoint and its HTML pages (login, consent, errors)."""
+"""The authorization endpoint and its HTML pages (login, consent, errors).
+
+    GET|POST /api/v1/oauth/authorize            validate; then login page, consent page
+                                                or straight back to the client
+    POST     /api/v1/oauth/authorize/login      the login form
+    GET      /api/v1/oauth/authorize/continue   where login / sign-out land (POST-redirect-GET)
+    POST     /api/v1/oauth/authorize/consent    Allow / Deny
+    POST     /api/v1/oauth/authorize/logout     "not you?": end the session, show the login
+
+Errors about the client or redirect URI are HTML pages and never redirect
+(UnsafeAuthorizationError); every other answer goes back to the client's redirect URI
+(oauth/consent.py). Redirects after a POST use 303 (RFC 9700 §4.12).
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint
+import logging
+from dataclasses import dataclass
+
+from quart import Blueprint, Response, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from authly.errors import StoreError
+from authly.oauth.authorization import RedirectableError, UnsafeAuthorizationError
+from authly.oauth.consent import Consents, check_user_may_grant, denied, validate_pairs
+from authly.oauth.consent import describe_scopes as describe
+from authly.oauth.errors import InvalidGrant, OAuthError, RateLimitExceeded
+from authly.oauth.pending import Pending, PendingRequests, new_token, well_formed
+from authly.services import Services
+from authly.store.users import User
+from authly.users.browser_sessions import BrowserSessions
+from authly.users.login import MAX_PASSWORD, MAX_USERNAME
+from authly.web.context import client_ip, services
+from authly.web.pages import (
+    BINDING_COOKIE,
+    BINDING_PATH,
+    SESSION_COOKIE,
+    clear_cookie,
+    error_page,
+    page,
+    redirect,
+    set_cookie,
+)
+from authly.web.parsing import read_form, read_form_pairs
+
+log = logging.getLogger("authly.web")
 
 bp = Blueprint(
     "authorize",
@@ -12,3 +53,229 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
+
+
+@dataclass(frozen=True)
+class Flow:
+    s: Services
+    sessions: BrowserSessions
+    pending: PendingRequests
+    consents: Consents
+
+    @classmethod
+    def current(cls) -> Flow:
+        s = services()
+        return cls(
+            s,
+            BrowserSessions(s.sessions, s.db),
+            PendingRequests(s.sessions),
+            Consents(s.db, s.codes, s.settings.issuer),
+        )
+
+
+def _after_post() -> int:
+    return 303 if request.method == "POST" else 302
+
+
+def _binding_cookie() -> str | None:
+    value = request.cookies.get(BINDING_COOKIE)
+    return value if well_formed(value) else None
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+async def authorize() -> Response:
+    """RFC 6749 §4.1.1 (GET, or POST with a form body: §3.1)."""
+    if request.method == "POST":
+        pairs = await read_form_pairs()
+    else:
+        pairs = list(request.args.items(multi=True))
+    flow = Flow.current()
+    try:
+        auth_request = await validate_pairs(flow.s.db, pairs)
+    except RedirectableError as exc:
+        return redirect(flow.consents.error_url(exc), _after_post())
+    binding = _binding_cookie()
+    fresh_binding = binding is None
+    if binding is None:
+        binding = new_token()
+    pending = await flow.pending.create(auth_request, binding)
+    response = await _proceed(flow, pending)
+    if fresh_binding:
+        set_cookie(
+            response, flow.s.settings, BINDING_COOKIE, binding, max_age=None, path=BINDING_PATH
+        )
+    return response
+
+
+@bp.get("/authorize/continue")
+async def resume() -> Response:
+    flow = Flow.current()
+    pending = await flow.pending.for_browser(request.args.get("request"), _binding_cookie())
+    return await _proceed(flow, pending)
+
+
+async def _proceed(flow: Flow, pending: Pending) -> Response:
+    """Login page, consent page, or the answer: whatever this request needs next."""
+    current = await flow.sessions.resume(request.cookies.get(SESSION_COOKIE))
+    if current is None:
+        return await _login_page(pending)
+    _, user = current
+    try:
+        check_user_may_grant(pending.request, user)
+    except RedirectableError as exc:
+        await flow.pending.finish(pending)
+        return redirect(flow.consents.error_url(exc), _after_post())
+    if not await flow.consents.needed(pending.request, user.id):
+        return await _approve(flow, pending, user)
+    pending = await flow.pending.shown_to(pending, user.id)
+    return await _consent_page(flow, pending, user)
+
+
+async def _approve(flow: Flow, pending: Pending, user: User) -> Response:
+    # Delete first: a second submission finds nothing instead of a second code.
+    await flow.pending.finish(pending)
+    try:
+        check_user_may_grant(pending.request, user)  # again: the consent form may be old
+    except RedirectableError as exc:
+        return redirect(flow.consents.error_url(exc), _after_post())
+    location = await flow.consents.approve(pending.request, user.id, remember=True)
+    return redirect(location, _after_post())
+
+
+async def _login_page(
+    pending: Pending,
+    *,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return await page(
+        "login.html",
+        status,
+        headers,
+        client_name=pending.request.client_name,
+        request_id=pending.id,
+        csrf=pending.csrf,
+        error=error,
+        username=username,
+    )
+
+
+async def _consent_page(flow: Flow, pending: Pending, user: User) -> Response:
+    return await page(
+        "consent.html",
+        client_name=pending.request.client_name,
+        scopes=await describe(flow.s.db, pending.request.scope),
+        username=user.username,
+        request_id=pending.id,
+        csrf=pending.csrf,
+    )
+
+
+def _continue_url(pending: Pending) -> str:
+    return url_for("authorize.resume", request=pending.id)
+
+
+@bp.post("/authorize/login")
+async def login() -> Response:
+    form = await read_form()
+    flow = Flow.current()
+    pending = await flow.pending.for_form(
+        form.get("request_id"), form.get("csrf"), _binding_cookie()
+    )
+    username = form.get("username", "")
+    password = form.get("password", "")
+    if not username.strip() or not password:
+        return await _login_page(
+            pending, error="Enter your username and password.", username=username, status=400
+        )
+    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+        return await _login_page(pending, error="Invalid username or password.", status=400)
+    try:
+        user = await flow.s.login.authenticate(username, password, client_ip())
+    except RateLimitExceeded as exc:
+        return await _login_page(
+            pending,
+            error=f"Too many sign-in attempts. Try again in {exc.retry_after} seconds.",
+            username=username,
+            status=429,
+            headers=exc.headers(),
+        )
+    except InvalidGrant:
+        return await _login_page(
+            pending, error="Invalid username or password.", username=username, status=401
+        )
+    await flow.sessions.end(request.cookies.get(SESSION_COOKIE))
+    session = await flow.sessions.start(user.id)
+    response = redirect(_continue_url(pending), 303)
+    set_cookie(
+        response, flow.s.settings, SESSION_COOKIE, session.id, max_age=int(flow.sessions.ttl)
+    )
+    return response
+
+
+@bp.post("/authorize/consent")
+async def consent() -> Response:
+    form = await read_form()
+    flow = Flow.current()
+    pending = await flow.pending.for_form(
+        form.get("request_id"), form.get("csrf"), _binding_cookie()
+    )
+    decision = form.get("decision")
+    if decision not in ("approve", "deny"):
+        return await error_page("Choose Allow or Deny.", 400)
+    current = await flow.sessions.resume(request.cookies.get(SESSION_COOKIE))
+    if current is None or current[1].id != pending.user_id:
+        # Signed out (or in as someone else) since the page was shown: ask again.
+        return redirect(_continue_url(pending), 303)
+    _, user = current
+    if decision == "deny":
+        await flow.pending.finish(pending)
+        error = denied(pending.request, "The user denied the request.")
+        return redirect(flow.consents.error_url(error), 303)
+    return await _approve(flow, pending, user)
+
+
+@bp.post("/authorize/logout")
+async def logout() -> Response:
+    form = await read_form()
+    flow = Flow.current()
+    pending = await flow.pending.for_form(
+        form.get("request_id"), form.get("csrf"), _binding_cookie()
+    )
+    await flow.sessions.end(request.cookies.get(SESSION_COOKIE))
+    response = redirect(_continue_url(pending), 303)
+    clear_cookie(response, flow.s.settings, SESSION_COOKIE)
+    return response
+
+
+# -- errors: HTML pages for everything raised by this blueprint's views -----------------
+
+
+@bp.errorhandler(UnsafeAuthorizationError)
+async def _unsafe(exc: UnsafeAuthorizationError) -> Response:
+    return await error_page(exc.description, 400, title="This request cannot be completed")
+
+
+@bp.errorhandler(OAuthError)
+async def _oauth_error(exc: OAuthError) -> Response:
+    return await error_page(exc.description, exc.status_code, headers=exc.headers())
+
+
+@bp.errorhandler(HTTPException)
+async def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    return await error_page(exc.description or "The request could not be handled.", code)
+
+
+@bp.errorhandler(StoreError)
+async def _store_error(exc: StoreError) -> Response:
+    log.error("store unavailable: %s", exc)
+    return await error_page("The server is temporarily unavailable. Try again shortly.", 503)
+
+
+@bp.errorhandler(Exception)
+async def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on an authorization page")
+    return await error_page("The server could not handle the request.", 500)

@@ -46,21 +46,27 @@ async def read_json_object() -> dict[str, Any]:
     return value
 
 
-async def read_form() -> dict[str, str]:
-    """An application/x-www-form-urlencoded body; repeated parameters are refused
-    (RFC 6749 §3.2: parameters MUST NOT be included more than once)."""
+async def read_form_pairs() -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body as (name, value) pairs, in order,
+    repeats included (for callers that decide themselves what a repeat means)."""
     if _media_type() != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("Content-Type must be application/x-www-form-urlencoded.")
     raw = await _body()
     try:
         text = raw.decode("utf-8")
-        pairs = parse_qsl(
+        return parse_qsl(
             text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS
         )
     except UnicodeDecodeError:
         raise InvalidRequest("The body is not valid UTF-8.") from None
     except ValueError:
         raise InvalidRequest(f"Too many form fields (at most {MAX_FORM_FIELDS}).") from None
+
+
+async def read_form() -> dict[str, str]:
+    """An application/x-www-form-urlencoded body; repeated parameters are refused
+    (RFC 6749 §3.2: parameters MUST NOT be included more than once)."""
+    pairs = await read_form_pairs()
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:

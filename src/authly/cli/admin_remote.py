@@ -1,0 +1,369 @@
+"""`authly admin login|logout|status|client|scope`: the admin API over HTTP.
+
+The server is ``--url`` or ``AUTHLY_URL`` (default http://127.0.0.1:8000). Output is
+a human table by default and JSON with ``--json``. Any failure is one line on stderr
+(``authly: <reason>``) and exit status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from authly.cli.remote import (
+    DEFAULT_URL,
+    Remote,
+    duration,
+    error_message,
+    fail,
+    is_plain_remote,
+    path_segment,
+    print_fields,
+    print_json,
+    print_table,
+)
+from authly.oauth.clients import GRANT_TYPES
+from authly.oauth.registration import CONFIDENTIAL_METHODS
+from authly.users.login import MAX_PASSWORD, MAX_USERNAME
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def remote_options(command: F) -> F:
+    command = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(
+        command
+    )
+    return click.option(
+        "--url",
+        envvar="AUTHLY_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="The Authly server (or AUTHLY_URL).",
+    )(command)
+
+
+def _secret_notice() -> None:
+    click.echo("The client secret is shown only now: store it safely.", err=True)
+
+
+# --- session ------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--username", default=None, help="Admin username (prompted if omitted).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@remote_options
+def login(username: str | None, password_stdin: bool, url: str, as_json: bool) -> None:
+    """Start an admin session on the server; keep only its handle locally (0600)."""
+    remote = Remote(url)
+    if username is None:
+        username = click.prompt("Username", err=True)
+    username = username.strip()
+    if not 1 <= len(username) <= MAX_USERNAME:
+        raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, err=True)
+    if not 1 <= len(password) <= MAX_PASSWORD:
+        raise click.UsageError("a password is required")
+    if is_plain_remote(remote.url):
+        click.echo("authly: warning: sending a password over plain HTTP", err=True)
+    body = {"username": username, "password": password}
+    answer = remote.call("POST", "/session", body=body, authenticated=False)
+    handle = answer.get("session") if isinstance(answer, dict) else None
+    if not isinstance(handle, str) or not handle:
+        fail("the server's answer carried no session")
+    remote.sessions.put(remote.url, handle)
+    status = {"url": remote.url, "user": answer.get("user"), "expires_in": answer.get("expires_in")}
+    if as_json:
+        print_json(status)
+        return
+    user = answer.get("user") or {}
+    click.echo(
+        f"Logged in to {remote.url} as {user.get('username')} "
+        f"(session expires after {duration(int(answer.get('expires_in') or 0))} idle)"
+    )
+
+
+@click.command()
+@remote_options
+def logout(url: str, as_json: bool) -> None:
+    """End the admin session on the server and forget its handle."""
+    remote = Remote(url)
+    handle = remote.sessions.get(remote.url)
+    if handle is None:
+        if as_json:
+            print_json({"url": remote.url, "logged_out": False})
+        else:
+            click.echo(f"Not logged in to {remote.url}.")
+        return
+    # Forget the handle first: even if the server cannot be reached, the session
+    # expires there on its own.
+    remote.sessions.remove(remote.url)
+    response = remote.send("DELETE", "/session", body=None, bearer=handle)
+    # 401: the session had already ended there; that is logged out too.
+    if response.status_code not in (204, 401):
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        fail(error_message(response.status_code, data, authenticated=False))
+    if as_json:
+        print_json({"url": remote.url, "logged_out": True})
+    else:
+        click.echo(f"Logged out of {remote.url}.")
+
+
+@click.command()
+@remote_options
+def status(url: str, as_json: bool) -> None:
+    """Show who the stored admin session belongs to and when it expires."""
+    remote = Remote(url)
+    answer = remote.call("GET", "/session")
+    if as_json:
+        print_json({"url": remote.url, **answer})
+        return
+    user = answer.get("user") or {}
+    print_fields(
+        [
+            ("url", remote.url),
+            ("user", f"{user.get('username')} ({user.get('id')})"),
+            ("auth", str(answer.get("auth"))),
+            ("expires in", duration(int(answer.get("expires_in") or 0))),
+        ]
+    )
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+@click.group()
+def client() -> None:
+    """Manage OAuth clients on the server."""
+
+
+def _client_fields(c: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("client_id", str(c.get("client_id"))),
+        ("name", str(c.get("name"))),
+        ("type", str(c.get("client_type"))),
+        ("auth method", str(c.get("token_endpoint_auth_method"))),
+        ("grant types", " ".join(c.get("grant_types") or []) or "-"),
+        ("scopes", " ".join(c.get("scopes") or []) or "-"),
+        ("redirect URIs", " ".join(c.get("redirect_uris") or []) or "-"),
+        ("first party", "yes" if c.get("first_party") else "no"),
+    ]
+
+
+def _show_client(c: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(c)
+        return
+    fields = _client_fields(c)
+    if "client_secret" in c:
+        fields.insert(1, ("client_secret", str(c["client_secret"])))
+    print_fields(fields)
+    if "client_secret" in c:
+        _secret_notice()
+
+
+_grant_choice = click.Choice(GRANT_TYPES)
+_method_choice = click.Choice(CONFIDENTIAL_METHODS)
+
+
+@client.command("create")
+@click.option("--name", required=True, help="Display name (shown on the consent page).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeatable.")
+@click.option(
+    "--public/--confidential",
+    "public",
+    default=None,
+    help="Public (no secret, PKCE only) or confidential (gets a secret).",
+)
+@click.option("--auth-method", type=_method_choice, default=None, help="Confidential only.")
+@click.option("--grant-type", "grant_types", type=_grant_choice, multiple=True, help="Repeatable.")
+@click.option("--scope", "scopes", multiple=True, help="Repeatable; default: the default scopes.")
+@click.option("--first-party", is_flag=True, help="Trusted first-party client (no consent).")
+@remote_options
+def client_create(
+    name: str,
+    redirect_uris: tuple[str, ...],
+    public: bool | None,
+    auth_method: str | None,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    first_party: bool,
+    url: str,
+    as_json: bool,
+) -> None:
+    """Register a client; a confidential client's secret is printed this once."""
+    if public is None:
+        raise click.UsageError("choose --public or --confidential")
+    if public and auth_method is not None:
+        raise click.UsageError("--auth-method is for confidential clients")
+    body: dict[str, Any] = {
+        "name": name,
+        "client_type": "public" if public else "confidential",
+        "redirect_uris": list(redirect_uris),
+        "first_party": first_party,
+    }
+    if auth_method is not None:
+        body["token_endpoint_auth_method"] = auth_method
+    if grant_types:
+        body["grant_types"] = list(grant_types)
+    if scopes:
+        body["scopes"] = list(scopes)
+    _show_client(Remote(url).call("POST", "/clients", body=body), as_json)
+
+
+@client.command("list")
+@remote_options
+def client_list(url: str, as_json: bool) -> None:
+    """List the registered clients."""
+    clients = Remote(url).call("GET", "/clients")["clients"]
+    if as_json:
+        print_json(clients)
+        return
+    rows = [
+        [
+            str(c["client_id"]),
+            str(c["name"]),
+            str(c["client_type"]),
+            ",".join(c["grant_types"]),
+            " ".join(c["scopes"]),
+        ]
+        for c in clients
+    ]
+    print_table(["CLIENT ID", "NAME", "TYPE", "GRANT TYPES", "SCOPES"], rows)
+
+
+@client.command("show")
+@click.argument("client_id")
+@remote_options
+def client_show(client_id: str, url: str, as_json: bool) -> None:
+    """Show one client."""
+    _show_client(Remote(url).call("GET", f"/clients/{path_segment(client_id)}"), as_json)
+
+
+@client.command("update")
+@click.argument("client_id")
+@click.option("--name", default=None)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Replaces the list.")
+@click.option("--auth-method", type=_method_choice, default=None)
+@click.option(
+    "--grant-type", "grant_types", type=_grant_choice, multiple=True, help="Replaces the list."
+)
+@click.option("--scope", "scopes", multiple=True, help="Replaces the list.")
+@click.option("--first-party/--third-party", "first_party", default=None)
+@remote_options
+def client_update(
+    client_id: str,
+    name: str | None,
+    redirect_uris: tuple[str, ...],
+    auth_method: str | None,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    first_party: bool | None,
+    url: str,
+    as_json: bool,
+) -> None:
+    """Change a client; repeatable options replace the whole list."""
+    changes: dict[str, Any] = {
+        "name": name,
+        "redirect_uris": list(redirect_uris) or None,
+        "token_endpoint_auth_method": auth_method,
+        "grant_types": list(grant_types) or None,
+        "scopes": list(scopes) or None,
+        "first_party": first_party,
+    }
+    body = {k: v for k, v in changes.items() if v is not None}
+    if not body:
+        raise click.UsageError("nothing to change; see --help")
+    path = f"/clients/{path_segment(client_id)}"
+    _show_client(Remote(url).call("PATCH", path, body=body), as_json)
+
+
+@client.command("delete")
+@click.argument("client_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@remote_options
+def client_delete(client_id: str, yes: bool, url: str, as_json: bool) -> None:
+    """Delete a client (its refresh tokens stop working)."""
+    if not yes:
+        click.confirm(f"Delete client {client_id}?", abort=True, err=True)
+    Remote(url).call("DELETE", f"/clients/{path_segment(client_id)}")
+    if as_json:
+        print_json({"deleted": client_id})
+    else:
+        click.echo(f"Deleted client {client_id}.")
+
+
+@client.command("rotate-secret")
+@click.argument("client_id")
+@remote_options
+def client_rotate_secret(client_id: str, url: str, as_json: bool) -> None:
+    """Replace a confidential client's secret; the old one stops working at once."""
+    path = f"/clients/{path_segment(client_id)}/rotate-secret"
+    answer = Remote(url).call("POST", path)
+    if as_json:
+        print_json(answer)
+        return
+    print_fields([("client_id", answer["client_id"]), ("client_secret", answer["client_secret"])])
+    _secret_notice()
+
+
+# --- scopes -------------------------------------------------------------------------------
+
+
+@click.group()
+def scope() -> None:
+    """Manage the scope registry on the server."""
+
+
+@scope.command("create")
+@click.argument("name")
+@click.option("--description", required=True, help="Shown on the consent page.")
+@click.option("--default", "is_default", is_flag=True, help="Granted when none is asked for.")
+@remote_options
+def scope_create(name: str, description: str, is_default: bool, url: str, as_json: bool) -> None:
+    """Add a scope."""
+    body = {"name": name, "description": description, "default": is_default}
+    created = Remote(url).call("POST", "/scopes", body=body)
+    if as_json:
+        print_json(created)
+    else:
+        click.echo(f"Created scope {created['name']}.")
+
+
+@scope.command("list")
+@remote_options
+def scope_list(url: str, as_json: bool) -> None:
+    """List the scopes."""
+    scopes = Remote(url).call("GET", "/scopes")["scopes"]
+    if as_json:
+        print_json(scopes)
+        return
+    rows = [[s["name"], "yes" if s["default"] else "no", s["description"]] for s in scopes]
+    print_table(["NAME", "DEFAULT", "DESCRIPTION"], rows)
+
+
+@scope.command("delete")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@remote_options
+def scope_delete(name: str, yes: bool, url: str, as_json: bool) -> None:
+    """Delete a scope (refused while a client has it, and for built-in scopes)."""
+    if not yes:
+        click.confirm(f"Delete scope {name}?", abort=True, err=True)
+    Remote(url).call("DELETE", f"/scopes/{path_segment(name)}")
+    if as_json:
+        print_json({"deleted": name})
+    else:
+        click.echo(f"Deleted scope {name}.")
+
+
+COMMANDS = (login, logout, status, client, scope)

@@ -1,0 +1,164 @@
+"""Answering an authorization request: consent, the code, and the redirect back.
+
+- Consent is remembered per user, client and exact scope set (store/consents.py);
+  clients flagged ``first_party`` skip the page.
+- Every answer, success or error, goes back to the verified redirect URI with
+  ``state`` echoed and ``iss`` (RFC 9207), keeping any query the URI already has
+  (RFC 6749 §3.1.2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from authly.oauth.authorization import (
+    AuthorizationCodes,
+    AuthorizationRequest,
+    RedirectableError,
+    UnsafeAuthorizationError,
+    validate_authorization_request,
+)
+from authly.oauth.clients import redirect_uri_matches
+from authly.oauth.scopes import ADMIN_SCOPE
+from authly.store import clients as client_repo
+from authly.store import consents as consent_repo
+from authly.store import scopes as scope_repo
+from authly.store.db import Database
+from authly.store.users import User
+
+# Parameters whose repetition makes the redirect target itself doubtful.
+_TARGETING = ("client_id", "redirect_uri")
+
+
+async def validate_pairs(db: Database, pairs: Iterable[tuple[str, str]]) -> AuthorizationRequest:
+    """Validate an authorization request given as (name, value) pairs.
+
+    RFC 6749 §3.1: parameters MUST NOT be repeated. A repeated ``client_id`` or
+    ``redirect_uri`` is an unsafe error (no redirect); any other repeat is
+    ``invalid_request`` sent back to the client, once the target is known good.
+    """
+    params: dict[str, str] = {}
+    repeated: list[str] = []
+    for name, value in pairs:
+        if name in params:
+            if name not in repeated:
+                repeated.append(name)
+            continue
+        params[name] = value
+    for name in _TARGETING:
+        if name in repeated:
+            raise UnsafeAuthorizationError(f"The parameter {name} is repeated.")
+    request = await validate_authorization_request(db, params)
+    if repeated:
+        names = ", ".join(n[:64] for n in repeated[:5])
+        raise RedirectableError(
+            "invalid_request",
+            f"Parameters must not be repeated: {names}.",
+            request.redirect_uri,
+            request.state or None,
+        )
+    return request
+
+
+def with_query(uri: str, params: dict[str, str]) -> str:
+    """``uri`` with ``params`` added to whatever query it already has."""
+    parts = urlsplit(uri)
+    extra = urlencode(params)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def response_url(redirect_uri: str, state: str | None, issuer: str, **params: str) -> str:
+    """The authorization response (RFC 6749 §4.1.2 / §4.1.2.1, RFC 9207)."""
+    answer = dict(params)
+    if state:
+        answer["state"] = state
+    answer["iss"] = issuer
+    return with_query(redirect_uri, answer)
+
+
+def error_url(error: RedirectableError, issuer: str) -> str:
+    return response_url(
+        error.redirect_uri,
+        error.state,
+        issuer,
+        error=error.error,
+        error_description=error.description,
+    )
+
+
+def denied(request: AuthorizationRequest, description: str) -> RedirectableError:
+    return RedirectableError(
+        "access_denied", description, request.redirect_uri, request.state or None
+    )
+
+
+def check_user_may_grant(request: AuthorizationRequest, user: User) -> None:
+    """The admin scope is for admin users only (as on the password grant)."""
+    if ADMIN_SCOPE in request.scope.split(" ") and not user.is_admin:
+        raise RedirectableError(
+            "invalid_scope",
+            "The admin scope can only be granted by an administrator.",
+            request.redirect_uri,
+            request.state or None,
+        )
+
+
+async def recheck_client(db: Database, request: AuthorizationRequest) -> None:
+    """The client may have been deleted, or its redirect URIs changed, since the
+    request was made: never answer to a URI that is no longer registered."""
+    client = await db.run(client_repo.get, request.client_id)
+    if client is None or not redirect_uri_matches(client, request.redirect_uri):
+        raise UnsafeAuthorizationError(
+            "The application's registration changed while you were signing in. "
+            "Go back to the application and start again."
+        )
+
+
+@dataclass(frozen=True)
+class ScopeLine:
+    name: str
+    description: str
+
+
+async def describe_scopes(db: Database, scope: str) -> list[ScopeLine]:
+    """The requested scopes with their descriptions from the scope registry."""
+    registry = {s.name: s.description for s in await db.run(scope_repo.list_all)}
+    names = [n for n in scope.split(" ") if n]
+    return [ScopeLine(n, registry.get(n) or n) for n in names]
+
+
+class Consents:
+    def __init__(
+        self,
+        db: Database,
+        codes: AuthorizationCodes,
+        issuer: str,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._codes = codes
+        self._issuer = issuer
+        self._now = now
+
+    async def needed(self, request: AuthorizationRequest, user_id: str) -> bool:
+        if request.first_party:
+            return False
+        return not await self._db.run(consent_repo.has, user_id, request.client_id, request.scope)
+
+    async def approve(self, request: AuthorizationRequest, user_id: str, *, remember: bool) -> str:
+        """Issue a code for ``request`` approved by ``user_id``; return the redirect URL."""
+        await recheck_client(self._db, request)
+        if remember and not request.first_party:
+            await self._db.run(
+                consent_repo.remember, user_id, request.client_id, request.scope, self._now()
+            )
+        code = await self._codes.create(request, user_id)
+        return response_url(request.redirect_uri, request.state or None, self._issuer, code=code)
+
+    def error_url(self, error: RedirectableError) -> str:
+        return error_url(error, self._issuer)
