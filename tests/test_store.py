@@ -181,3 +181,34 @@ async def test_a_newer_schema_is_refused(nursery, db_path):
         conn.close()
     with pytest.raises(StoreError):
         await open_database(nursery, db_path)
+
+
+def test_many_openers_of_a_new_file_at_once(tmp_path):
+    """Processes starting together on a new file race to switch it to WAL; SQLite answers
+    the losers "database is locked" at once, which must be retried, not fatal. Threads
+    with their own connections lock exactly as processes do, and start together."""
+    import threading
+
+    from authly.store.db import connect
+    from authly.store.migrations import migrate
+
+    errors: list[str] = []
+    for trial in range(20):
+        path = str(tmp_path / f"race{trial}.db")
+        barrier = threading.Barrier(6)
+
+        def open_and_migrate(path: str = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                conn = connect(path)
+                migrate(conn)
+                conn.close()
+            except sqlite3.Error as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_and_migrate) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == []

@@ -51,8 +51,13 @@ def fleet_env(tmp_path: Path, redis_url: str, **extra: str) -> dict[str, str]:
 
 def start_fleet(tmp_path: Path, env: dict[str, str], count: int) -> list[ServerProcess]:
     servers = [ServerProcess(tmp_path, name=f"i{n}", env=env).start() for n in range(count)]
-    for server in servers:
-        server.wait_healthy()
+    try:
+        for server in servers:
+            server.wait_healthy()
+    except BaseException:
+        for server in servers:  # never leave a started process behind
+            server.kill()
+        raise
     return servers
 
 
