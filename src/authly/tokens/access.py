@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from authly.tokens.keys import ALGORITHM, SigningKeys
 
 _LEEWAY = 30
 MAX_TOKEN_LENGTH = 8192
+VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class AccessTokens:
         self.audience = audience
         self.ttl = ttl
         self._now = now
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def new_ref(self) -> AccessRef:
         """Reserve the identity of the next access token (to store it before signing)."""
@@ -84,10 +87,28 @@ class AccessTokens:
     def verify(self, token: str) -> AccessClaims:
         """Check signature, type, issuer, audience and lifetime.
 
+        A token whose signature and claims were already checked is remembered (bounded
+        LRU): a resource server introspects or presents the same token many times, and
+        only its lifetime can change its answer (revocation is checked by the caller).
+
         Error handling: every failure is InvalidToken; joserfc's errors stop here.
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The access token is too long.")
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at + _LEEWAY <= self._now():
+                del self._verified[token]
+                raise InvalidToken("The access token is expired or not meant for this server.")
+            self._verified.move_to_end(token)
+            return known
+        claims = self._verify_signed(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify_signed(self, token: str) -> AccessClaims:
         try:
             decoded = jwt.decode(token, self.keys.keyset, algorithms=[ALGORITHM])
         except (JoseError, ValueError, TypeError, KeyError):

@@ -1,0 +1,54 @@
+"""Access token verification, including the verified-token cache."""
+
+import pytest
+
+from authly.oauth.errors import InvalidToken
+from authly.store.keys import SigningKeyRow
+from authly.tokens.access import VERIFIED_CACHE_SIZE, AccessTokens
+from authly.tokens.keys import SigningKeys, generate_rsa_key
+
+
+@pytest.fixture(scope="module")
+def keys() -> SigningKeys:
+    kid, alg, pem = generate_rsa_key()
+    return SigningKeys([SigningKeyRow(kid, alg, pem, 0.0)])
+
+
+def tokens(keys: SigningKeys, clock: list[float]) -> AccessTokens:
+    return AccessTokens(keys, issuer="http://i", audience="http://i", ttl=60, now=lambda: clock[0])
+
+
+def test_a_remembered_token_still_expires(keys):
+    clock = [1_000_000.0]
+    access = tokens(keys, clock)
+    token = access.issue(subject="u", client_id="c", scope="profile")
+    assert access.verify(token).subject == "u"
+    assert access.verify(token).subject == "u"  # the remembered path
+    clock[0] += 60 + 30  # ttl + leeway
+    with pytest.raises(InvalidToken):
+        access.verify(token)
+    with pytest.raises(InvalidToken):  # and stays refused once forgotten
+        access.verify(token)
+
+
+def test_a_tampered_token_is_never_remembered_as_valid(keys):
+    clock = [1_000_000.0]
+    access = tokens(keys, clock)
+    token = access.issue(subject="u", client_id="c", scope="profile")
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            access.verify(forged)
+
+
+def test_the_cache_is_bounded(keys):
+    clock = [1_000_000.0]
+    access = tokens(keys, clock)
+    first = access.issue(subject="u0", client_id="c", scope="")
+    access.verify(first)
+    for i in range(VERIFIED_CACHE_SIZE):
+        access.verify(access.issue(subject=f"u{i}", client_id="c", scope=""))
+    assert len(access._verified) == VERIFIED_CACHE_SIZE
+    assert first not in access._verified
+    assert access.verify(first).subject == "u0"  # verified again from scratch
