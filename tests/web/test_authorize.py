@@ -288,7 +288,7 @@ async def test_markup_in_the_client_name_is_escaped(app, browser):
 @pytest.mark.parametrize(
     ("overrides", "error", "text"),
     [
-        ({"response_type": None}, "unsupported_response_type", "response_type=code"),
+        ({"response_type": None}, "invalid_request", "response_type is required"),
         ({"response_type": "token"}, "unsupported_response_type", "response_type=code"),
         ({"response_type": "code id_token"}, "unsupported_response_type", "response_type"),
         ({"code_challenge": None}, "invalid_request", "code_challenge is required"),

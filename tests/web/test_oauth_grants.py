@@ -399,3 +399,86 @@ async def test_metadata_comes_from_configuration_not_headers(app, client):
         assert (await client.post(path, form={})).status_code in (400, 401)
     jwks = await client.get(body["jwks_uri"].removeprefix(ISSUER))
     assert jwks.status_code == 200
+
+
+async def test_revocation_searches_every_type_whatever_the_hint(app, client):
+    await confidential(app)
+    tokens = await json_of(
+        await exchange(client, await new_code(app, "svc", await admin_id(client)))
+    )
+    await post(
+        client,
+        "revoke",
+        {"token": tokens["refresh_token"], "token_type_hint": "access_token"},
+        basic("svc", "svc-secret"),
+    )
+    refresh = await post(
+        client,
+        "token",
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        basic("svc", "svc-secret"),
+    )
+    assert (await error_body(refresh, 400))["error"] == "invalid_grant"
+
+
+async def test_failed_client_authentication_counts_against_the_address(settings_factory):
+    from tests.web.helpers import running_app
+
+    async with running_app(settings_factory(token_rate_limit=3)) as app:
+        client = app.test_client()
+        await confidential(app)
+        statuses = []
+        for _ in range(4):
+            response = await post(
+                client, "token", {"grant_type": "client_credentials"}, basic("svc", "wrong")
+            )
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 401, 429]
+
+
+async def test_public_clients_are_limited_per_address_not_per_client_id(settings_factory):
+    from tests.web.helpers import from_ip, running_app
+
+    async with running_app(settings_factory(token_rate_limit=3)) as app:
+        client = app.test_client()
+        await register_client(app, "spa", grant_types=("refresh_token", "password"))
+        form = {"grant_type": "refresh_token", "client_id": "spa", "refresh_token": "x"}
+
+        async def attempt(address: str):
+            return await client.post("/api/v1/oauth/token", form=form, scope_base=from_ip(address))
+
+        for _ in range(3):  # one address spends its own budget...
+            await attempt("198.51.100.1")
+        assert (await attempt("198.51.100.1")).status_code == 429
+        victim = await attempt("198.51.100.2")
+        assert (await error_body(victim, 400))["error"] == "invalid_grant"  # ...not others'
+
+
+async def test_refresh_drops_scopes_the_client_no_longer_has(app, client):
+    from authly.store import clients as client_repo
+
+    row = await confidential(app)
+    tokens = await json_of(
+        await exchange(
+            client, await new_code(app, "svc", await admin_id(client), scope="email profile")
+        )
+    )
+    await services_of(app).db.run(client_repo.update, row.with_changes(scopes=("profile",)))
+    body = await json_of(
+        await post(
+            client,
+            "token",
+            {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            basic("svc", "svc-secret"),
+        )
+    )
+    assert body["scope"] == "profile"
+
+
+async def test_a_failed_redemption_burns_the_code_without_claiming_revocation(app, client):
+    await confidential(app)
+    code = await new_code(app, "svc", await admin_id(client))
+    await exchange(client, code, verifier="w" * 43)
+    again = await error_body(await exchange(client, code), 400)
+    assert again["error"] == "invalid_grant"
+    assert "revoked" not in again["error_description"]

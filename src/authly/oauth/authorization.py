@@ -106,7 +106,9 @@ async def validate_authorization_request(
         return RedirectableError(error, description, redirect_uri, state or None)
 
     if len(state) > MAX_STATE:
-        raise fail("invalid_request", "state is too long.")
+        raise RedirectableError("invalid_request", "state is too long.", redirect_uri, None)
+    if not params.get("response_type"):
+        raise fail("invalid_request", "response_type is required.")
     if params.get("response_type") != "code":
         raise fail("unsupported_response_type", "Only response_type=code is supported.")
     if "authorization_code" not in client.grant_types:

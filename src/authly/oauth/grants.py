@@ -114,13 +114,24 @@ async def authenticate_client(
     return authenticate(await db.run(client_repo.get, client_id), creds)
 
 
-async def _limit(ctx: TokenContext, client_id: str) -> None:
-    for key in (f"token:client:{client_id}", f"token:ip:{ctx.client_ip}"):
-        decision = await ctx.limiter.check_rate_limit(
-            key, ctx.limits.max_requests, ctx.limits.window_seconds
-        )
-        if not decision.allowed:
-            raise RateLimitExceeded(decision.retry_after)
+async def limit(limiter: RateLimiter, limits: TokenLimits, key: str) -> None:
+    decision = await limiter.check_rate_limit(key, limits.max_requests, limits.window_seconds)
+    if not decision.allowed:
+        raise RateLimitExceeded(decision.retry_after)
+
+
+async def limit_ip(ctx: TokenContext) -> None:
+    """Every request from an address counts, before client authentication, so failed
+    authentications are limited too."""
+    await limit(ctx.limiter, ctx.limits, f"token:ip:{ctx.client_ip}")
+
+
+async def limit_client(ctx: TokenContext, client: ClientRow) -> None:
+    """Per-client budget for clients that proved who they are. A public client's id is
+    no secret: counting it would let one address exhaust every user's budget, so public
+    clients are limited per address only."""
+    if client.is_confidential:
+        await limit(ctx.limiter, ctx.limits, f"token:client:{client.client_id}")
 
 
 def _allow(client: ClientRow, grant_type: str) -> None:
@@ -164,7 +175,9 @@ async def authorization_code_grant(
             await ctx.tokens.revoke_family(redeemed.family_id)
         if redeemed.access_jti and redeemed.access_expires_at:
             await ctx.tokens.revocations.revoke([(redeemed.access_jti, redeemed.access_expires_at)])
-        raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
+        if redeemed.family_id or redeemed.access_jti:
+            raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
+        raise InvalidGrant("The authorization code was already used.")
     if redeemed.status is not RedeemStatus.OK or redeemed.grant is None:
         raise InvalidGrant("The authorization code is invalid or expired.")
     grant = redeemed.grant
@@ -202,6 +215,7 @@ async def client_credentials_grant(
     requested = parse_scope(scope_text)
     allowed = frozenset(client.scopes) - {ADMIN_SCOPE, "offline_access"}
     if requested is None:
+        # The registry's default scopes, as for the other grants (possibly none).
         registry = await ctx.db.run(scope_repo.list_all)
         requested = frozenset(s.name for s in registry if s.is_default) & allowed
     extra = requested - allowed
@@ -214,11 +228,12 @@ async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> 
     grant_type = require(params, "grant_type", 64)
     if grant_type not in ("password", "refresh_token", "authorization_code", "client_credentials"):
         raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported.")
+    await limit_ip(ctx)
     # Requests that name no client at all are the built-in first-party client's.
     client = await authenticate_client(
         ctx.db, ctx.authorization, params, default_client=FIRST_PARTY_CLIENT_ID
     )
-    await _limit(ctx, client.client_id)
+    await limit_client(ctx, client)
     if grant_type == "password":
         return await password_grant(
             ctx,
@@ -233,6 +248,7 @@ async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> 
             require(params, "refresh_token", 512),
             client_id=client.client_id,
             scope=parse_scope(params.get("scope")),
+            scope_limit=frozenset(client.scopes),
         )
     if grant_type == "authorization_code":
         return await authorization_code_grant(ctx, client, params)

@@ -41,7 +41,7 @@ async def introspect(
             raw = claims.raw
             return {
                 "active": True,
-                "token_type": "access_token",
+                "token_type": "Bearer",
                 "scope": raw.get("scope", ""),
                 "client_id": claims.client_id,
                 "sub": claims.subject,
@@ -69,12 +69,23 @@ async def introspect(
 
 async def revoke(tokens: TokenService, client: ClientRow, token: str, hint: str | None) -> None:
     """RFC 7009 §2: revoke if the token is this client's; silently do nothing otherwise."""
-    is_refresh_candidate = hint != "access_token" and len(token) <= MAX_REFRESH_TOKEN_LENGTH
-    if is_refresh_candidate and await tokens.revoke(token, client_id=client.client_id):
+    # The hint only orders the search; every type is tried (RFC 7009 §2.1).
+    order = (
+        ("access_token", "refresh_token")
+        if hint == "access_token"
+        else ("refresh_token", "access_token")
+    )
+    for kind in order:
+        if kind == "refresh_token":
+            if len(token) <= MAX_REFRESH_TOKEN_LENGTH and await tokens.revoke(
+                token, client_id=client.client_id
+            ):
+                return
+            continue
+        try:
+            claims = tokens.access.verify(token)
+        except InvalidToken:
+            continue  # not a (live) access token of ours
+        if claims.client_id == client.client_id:
+            await tokens.revocations.revoke([(claims.jti, float(claims.expires_at))])
         return
-    try:
-        claims = tokens.access.verify(token)
-    except InvalidToken:
-        return  # unknown, expired or foreign: nothing to do (still 200)
-    if claims.client_id == client.client_id:
-        await tokens.revocations.revoke([(claims.jti, float(claims.expires_at))])

@@ -110,7 +110,12 @@ class TokenService:
         return self._body(token, scope, None)
 
     async def refresh(
-        self, refresh_token: str, *, client_id: str | None, scope: frozenset[str] | None
+        self,
+        refresh_token: str,
+        *,
+        client_id: str | None,
+        scope: frozenset[str] | None,
+        scope_limit: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         """Rotate ``refresh_token`` (RFC 6749 §6) and return a new pair.
 
@@ -139,15 +144,19 @@ class TokenService:
                 await self.revocations.mark(result.revoked)
             raise InvalidGrant(_REFUSALS[result.status])
         grant = result.grant
+        scope_text = grant.scope
+        if scope_limit is not None:
+            # Scopes taken away from the client since the grant are not issued again.
+            scope_text = " ".join(sorted(set(grant.scope.split()) & scope_limit))
         await self.sessions.touch(grant.family_id, self._refresh_ttl)
         access_token = self.access.issue(
             subject=grant.user_id,
             client_id=grant.client_id,
-            scope=grant.scope,
+            scope=scope_text,
             session_id=grant.family_id,
             ref=ref,
         )
-        return self._body(access_token, grant.scope, new_token)
+        return self._body(access_token, scope_text, new_token)
 
     async def revoke(self, refresh_token: str, *, client_id: str | None = None) -> bool:
         """Revoke the token's whole family and end its session; False if unknown (or,

@@ -12,6 +12,7 @@ from authly.oauth.grants import (
     TokenLimits,
     authenticate_client,
     handle_token_request,
+    limit_ip,
     require,
 )
 from authly.services import Services
@@ -47,11 +48,12 @@ async def revoke() -> Response:
     """RFC 7009: 200 whether or not the token was known or this client's."""
     params = await read_form()
     s = services()
+    await limit_ip(token_context(s))
     client = await authenticate_client(s.db, request.headers.get("Authorization"), params)
     token = require(params, "token", 8192)
     hint = introspection.check_hint(params.get("token_type_hint"))
     await introspection.revoke(s.tokens, client, token, hint)
-    return Response("", status=200, headers=NO_STORE)
+    return Response("", status=200, content_type="text/plain", headers=NO_STORE)
 
 
 @bp.post("/introspect")
@@ -59,6 +61,7 @@ async def introspect() -> Response:
     """RFC 7662: confidential (authenticated) clients only."""
     params = await read_form()
     s = services()
+    await limit_ip(token_context(s))
     client = await authenticate_client(s.db, request.headers.get("Authorization"), params)
     if not client.is_confidential:
         raise InvalidClient("Only confidential clients may introspect tokens.")
