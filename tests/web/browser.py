@@ -127,3 +127,8 @@ async def exchange(
         data["redirect_uri"] = redirect_uri
     response = await client.post(TOKEN, form=data, headers=headers or {})
     return await json_of(response, status)  # type: ignore[no-any-return]
+
+
+def no_redirect(response: Any) -> None:
+    """The answer must not send the browser anywhere (no open redirector)."""
+    assert "Location" not in response.headers

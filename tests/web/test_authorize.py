@@ -12,31 +12,15 @@ from tests.web.browser import (
     PASSWORD,
     REDIRECT,
     USER,
-    Browser,
     answer,
     auth_params,
     exchange,
     html_of,
+    no_redirect,
     pkce_pair,
     web_client,
 )
 from tests.web.helpers import create_user, me
-
-
-@pytest.fixture
-async def alice(app):
-    await web_client(app)
-    return await create_user(app, USER, PASSWORD)
-
-
-@pytest.fixture
-def browser(app):
-    return Browser(app)
-
-
-def _no_redirect(response) -> None:
-    assert "Location" not in response.headers
-
 
 # ---- the whole flow ----------------------------------------------------------------------
 
@@ -100,7 +84,7 @@ async def test_a_post_error_redirect_is_303(browser, alice):
 async def test_post_to_authorize_needs_a_form_body(browser, alice):
     response = await browser.client.post(AUTHORIZE, json={"client_id": "app"})
     await html_of(response, 415)
-    _no_redirect(response)
+    no_redirect(response)
 
 
 async def test_logged_in_browser_with_remembered_consent_goes_straight_back(browser, alice):
@@ -149,7 +133,7 @@ async def test_consent_denied_is_access_denied(browser, alice):
     # The request is answered: the same form cannot approve it afterwards.
     response = await browser.submit(consent_form, "approve")
     assert "expired or was already used" in await html_of(response, 400)
-    _no_redirect(response)
+    no_redirect(response)
 
 
 async def test_consent_form_is_single_use(browser, alice):
@@ -159,7 +143,7 @@ async def test_consent_form_is_single_use(browser, alice):
     assert "code" in answer(await browser.submit(consent_form, "approve"))
     again = await browser.submit(consent_form, "approve")
     await html_of(again, 400)
-    _no_redirect(again)
+    no_redirect(again)
 
 
 async def test_empty_state_is_not_echoed(browser, alice):
@@ -208,7 +192,7 @@ async def test_unknown_client_is_an_html_page(browser, alice, client_id):
     response = await browser.authorize(auth_params(challenge, client_id=client_id))
     html = await html_of(response, 400)
     assert "Unknown client" in html
-    _no_redirect(response)
+    no_redirect(response)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +223,7 @@ async def test_unregistered_redirect_uri_is_an_html_page(browser, alice, redirec
     html = await html_of(response, 400)
     assert "redirect_uri is not registered" in html
     assert "evil.example" not in html
-    _no_redirect(response)
+    no_redirect(response)
 
 
 async def test_mismatch_wins_over_other_errors(browser, alice):
@@ -248,7 +232,7 @@ async def test_mismatch_wins_over_other_errors(browser, alice):
         {"client_id": "app", "redirect_uri": "https://evil.example/cb", "response_type": "token"}
     )
     await html_of(response, 400)
-    _no_redirect(response)
+    no_redirect(response)
 
 
 async def test_omitted_redirect_uri_with_several_registered_is_a_page(app, browser):
@@ -256,7 +240,7 @@ async def test_omitted_redirect_uri_with_several_registered_is_a_page(app, brows
     _, challenge = pkce_pair()
     response = await browser.authorize(auth_params(challenge, client_id="multi", redirect_uri=None))
     assert "redirect_uri is required" in await html_of(response, 400)
-    _no_redirect(response)
+    no_redirect(response)
 
 
 @pytest.mark.parametrize("name", ["client_id", "redirect_uri"])
@@ -267,7 +251,7 @@ async def test_repeated_client_id_or_redirect_uri_is_a_page(browser, alice, name
         AUTHORIZE, query_string=[*query.items(), (name, query[name])]
     )
     assert "repeated" in await html_of(response, 400)
-    _no_redirect(response)
+    no_redirect(response)
 
 
 async def test_markup_in_the_client_name_is_escaped(app, browser):

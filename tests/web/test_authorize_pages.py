@@ -20,26 +20,11 @@ from tests.web.browser import (
     auth_params,
     exchange,
     html_of,
+    no_redirect,
     pkce_pair,
     web_client,
 )
 from tests.web.helpers import create_user, me, running_app, set_active
-
-
-@pytest.fixture
-async def alice(app):
-    await web_client(app)
-    return await create_user(app, USER, PASSWORD)
-
-
-@pytest.fixture
-def browser(app):
-    return Browser(app)
-
-
-def _no_redirect(response) -> None:
-    assert "Location" not in response.headers
-
 
 # ---- login page --------------------------------------------------------------------------
 
@@ -243,7 +228,7 @@ async def test_login_without_a_valid_csrf_token_is_refused(browser, alice, chang
     response = await browser.submit(login, username=USER, password=PASSWORD, **change)
     await html_of(response, 400)
     assert "Set-Cookie" not in response.headers
-    _no_redirect(response)
+    no_redirect(response)
 
 
 async def test_login_with_the_csrf_field_missing_is_refused(browser, alice):
@@ -288,7 +273,7 @@ async def test_consent_without_csrf_changes_nothing(app, browser, alice):
     for change in ({"csrf": ""}, {"csrf": "C" * 43}):
         response = await browser.submit(consent_form, "approve", **change)
         await html_of(response, 400)
-        _no_redirect(response)
+        no_redirect(response)
     assert not await services_of(app).db.run(consent_repo.has, alice.id, "app", "email profile")
     # The genuine form still works.
     assert "code" in answer(await browser.submit(consent_form, "approve"))

@@ -23,17 +23,6 @@ from tests.web.browser import (
 from tests.web.helpers import create_user, error_body, json_of, me, refresh
 
 
-@pytest.fixture
-async def alice(app):
-    await web_client(app)
-    return await create_user(app, USER, PASSWORD)
-
-
-@pytest.fixture
-def browser(app):
-    return Browser(app)
-
-
 async def _code(browser: Browser, **overrides: str) -> tuple[str, str]:
     verifier, challenge = pkce_pair()
     result = await browser.code_for(auth_params(challenge, **overrides))

@@ -10,12 +10,11 @@ import click
 import trio
 
 from authly.cli.admin_remote import COMMANDS
-from authly.cli.main import load_settings
+from authly.cli.main import load_settings, read_credentials
 from authly.config import Settings
 from authly.store import users as user_repo
 from authly.store.db import open_database
 from authly.store.users import User, UsernameTaken
-from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 
 
 @click.group()
@@ -61,15 +60,7 @@ async def _create_user(
 def create_user(username: str, password_stdin: bool, email: str | None, is_admin: bool) -> None:
     """Create a user (argon2id-hashed password)."""
     settings = load_settings()
-    username = username.strip()
-    if not 1 <= len(username) <= MAX_USERNAME:
-        raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if not 8 <= len(password) <= MAX_PASSWORD:
-        raise click.UsageError(f"the password must be 8 to {MAX_PASSWORD} characters")
+    username, password = read_credentials(username, password_stdin, min_password=8, confirm=True)
     created = trio.run(_create_user, settings, username, password, email, is_admin)
     if created is None:
         click.echo(f"authly: user {username!r} already exists", err=True)

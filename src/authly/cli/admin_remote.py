@@ -7,12 +7,12 @@ a human table by default and JSON with ``--json``. Any failure is one line on st
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from authly.cli.main import read_credentials
 from authly.cli.remote import (
     DEFAULT_URL,
     Remote,
@@ -27,7 +27,6 @@ from authly.cli.remote import (
 )
 from authly.oauth.clients import GRANT_TYPES
 from authly.oauth.registration import CONFIDENTIAL_METHODS
-from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,15 +60,7 @@ def login(username: str | None, password_stdin: bool, url: str, as_json: bool) -
     remote = Remote(url)
     if username is None:
         username = click.prompt("Username", err=True)
-    username = username.strip()
-    if not 1 <= len(username) <= MAX_USERNAME:
-        raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, err=True)
-    if not 1 <= len(password) <= MAX_PASSWORD:
-        raise click.UsageError("a password is required")
+    username, password = read_credentials(username, password_stdin, min_password=1, confirm=False)
     if is_plain_remote(remote.url):
         click.echo("authly: warning: sending a password over plain HTTP", err=True)
     body = {"username": username, "password": password}

@@ -25,6 +25,24 @@ def load_settings(**overrides: Any) -> Settings:
         config_failure(exc)
 
 
+def read_credentials(
+    username: str, password_stdin: bool, *, min_password: int, confirm: bool
+) -> tuple[str, str]:
+    """A username (trimmed, bounded) and a password from stdin or a hidden prompt."""
+    from authly.users.login import MAX_PASSWORD, MAX_USERNAME
+
+    username = username.strip()
+    if not 1 <= len(username) <= MAX_USERNAME:
+        raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm, err=True)
+    if not min_password <= len(password) <= MAX_PASSWORD:
+        raise click.UsageError(f"the password must be {min_password} to {MAX_PASSWORD} characters")
+    return username, password
+
+
 @click.group()
 @click.version_option(__version__, prog_name="authly")
 def main() -> None:
