@@ -61,6 +61,11 @@ async def new_code(
     return await AuthorizationCodes(services_of(app).db, ttl=ttl).create(request, user_id)
 
 
+async def refresh_svc(client, refresh_token: str):
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return await post(client, "token", data, basic("svc", "svc-secret"))
+
+
 async def admin_id(client) -> str:
     tokens = await json_of(await login(client))
     me = await client.get(
@@ -157,7 +162,13 @@ async def test_grant_not_registered_for_client_is_unauthorized_client(app, clien
     assert (await error_body(response, 400))["error"] == "unauthorized_client"
 
 
-async def test_token_endpoint_is_rate_limited_per_client(settings_factory):
+@pytest.mark.parametrize(
+    ("secret", "expected"),
+    [("svc-secret", [200, 200, 200, 429, 429]), ("wrong", [401, 401, 401, 429, 429])],
+)
+async def test_token_endpoint_is_rate_limited(settings_factory, secret, expected):
+    """Per client once authenticated, and per address before: failed client
+    authentications count too."""
     from tests.web.helpers import running_app
 
     async with running_app(settings_factory(token_rate_limit=3)) as app:
@@ -165,11 +176,10 @@ async def test_token_endpoint_is_rate_limited_per_client(settings_factory):
         await confidential(app)
         statuses = []
         for _ in range(5):
-            response = await post(
-                client, "token", {"grant_type": "client_credentials"}, basic("svc", "svc-secret")
-            )
+            data = {"grant_type": "client_credentials"}
+            response = await post(client, "token", data, basic("svc", secret))
             statuses.append(response.status_code)
-        assert statuses == [200, 200, 200, 429, 429]
+        assert statuses == expected
         assert int(response.headers["Retry-After"]) >= 1
 
 
@@ -198,12 +208,7 @@ async def test_code_replay_fails_and_revokes_everything_it_issued(app, client):
         "/api/v1/users/me", headers={"Authorization": f"Bearer {first['access_token']}"}
     )
     assert me.status_code == 401
-    refreshed = await post(
-        client,
-        "token",
-        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-        basic("svc", "svc-secret"),
-    )
+    refreshed = await refresh_svc(client, first["refresh_token"])
     assert (await error_body(refreshed, 400))["error"] == "invalid_grant"
 
 
@@ -245,12 +250,7 @@ async def test_refresh_from_code_flow_rotates_and_detects_reuse(app, client):
     second = await json_of(await post(client, "token", data, basic("svc", "svc-secret")))
     reuse = await post(client, "token", data, basic("svc", "svc-secret"))
     assert (await error_body(reuse, 400))["error"] == "invalid_grant"
-    again = await post(
-        client,
-        "token",
-        {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]},
-        basic("svc", "svc-secret"),
-    )
+    again = await refresh_svc(client, second["refresh_token"])
     assert (await error_body(again, 400))["error"] == "invalid_grant"
 
 
@@ -298,12 +298,7 @@ async def test_a_client_cannot_revoke_another_clients_tokens(app, client):
         )
     )
     assert still["active"] is True  # ...and no effect
-    refresh = await post(
-        client,
-        "token",
-        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        basic("svc", "svc-secret"),
-    )
+    refresh = await refresh_svc(client, tokens["refresh_token"])
     assert refresh.status_code == 200
 
 
@@ -313,12 +308,7 @@ async def test_revoking_a_refresh_token_ends_its_family(app, client):
         await exchange(client, await new_code(app, "svc", await admin_id(client)))
     )
     await post(client, "revoke", {"token": tokens["refresh_token"]}, basic("svc", "svc-secret"))
-    refresh = await post(
-        client,
-        "token",
-        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        basic("svc", "svc-secret"),
-    )
+    refresh = await refresh_svc(client, tokens["refresh_token"])
     assert (await error_body(refresh, 400))["error"] == "invalid_grant"
     me = await client.get(
         "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
@@ -412,28 +402,8 @@ async def test_revocation_searches_every_type_whatever_the_hint(app, client):
         {"token": tokens["refresh_token"], "token_type_hint": "access_token"},
         basic("svc", "svc-secret"),
     )
-    refresh = await post(
-        client,
-        "token",
-        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        basic("svc", "svc-secret"),
-    )
+    refresh = await refresh_svc(client, tokens["refresh_token"])
     assert (await error_body(refresh, 400))["error"] == "invalid_grant"
-
-
-async def test_failed_client_authentication_counts_against_the_address(settings_factory):
-    from tests.web.helpers import running_app
-
-    async with running_app(settings_factory(token_rate_limit=3)) as app:
-        client = app.test_client()
-        await confidential(app)
-        statuses = []
-        for _ in range(4):
-            response = await post(
-                client, "token", {"grant_type": "client_credentials"}, basic("svc", "wrong")
-            )
-            statuses.append(response.status_code)
-        assert statuses == [401, 401, 401, 429]
 
 
 async def test_public_clients_are_limited_per_address_not_per_client_id(settings_factory):
@@ -464,14 +434,7 @@ async def test_refresh_drops_scopes_the_client_no_longer_has(app, client):
         )
     )
     await services_of(app).db.run(client_repo.update, row.with_changes(scopes=("profile",)))
-    body = await json_of(
-        await post(
-            client,
-            "token",
-            {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-            basic("svc", "svc-secret"),
-        )
-    )
+    body = await json_of(await refresh_svc(client, tokens["refresh_token"]))
     assert body["scope"] == "profile"
 
 
