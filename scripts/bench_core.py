@@ -348,14 +348,20 @@ def _check(status: int) -> None:
         raise BadResponse(f"HTTP {status}")
 
 
-def _refresh_token_of(body: bytes) -> str:
+def _token_field(body: bytes, name: str) -> str:
+    """A non-empty string field of a 2xx token response, or BadResponse."""
     try:
-        token = json.loads(body)["refresh_token"]
+        token = json.loads(body)[name]
     except (ValueError, KeyError, TypeError):
-        raise BadResponse("2xx without a refresh_token") from None
+        token = None
     if not isinstance(token, str) or not token:
-        raise BadResponse("2xx without a refresh_token")
+        article = "an" if name[0] in "aeiou" else "a"
+        raise BadResponse(f"2xx without {article} {name}")
     return token
+
+
+def _refresh_token_of(body: bytes) -> str:
+    return _token_field(body, "refresh_token")
 
 
 async def do_login(client: Client, job: Job) -> str:
@@ -384,13 +390,7 @@ def _basic_auth(client_id: str, secret: str) -> tuple[str, str]:
 
 
 def _access_token_of(body: bytes) -> str:
-    try:
-        token = json.loads(body)["access_token"]
-    except (ValueError, KeyError, TypeError):
-        raise BadResponse("2xx without an access_token") from None
-    if not isinstance(token, str) or not token:
-        raise BadResponse("2xx without an access_token")
-    return token
+    return _token_field(body, "access_token")
 
 
 async def do_client_credentials(client: Client, job: Job) -> str:
