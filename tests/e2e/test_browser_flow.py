@@ -241,3 +241,60 @@ def test_an_open_redirect_attempt_stays_on_an_error_page(setup: Any) -> None:
     assert page.url.startswith(server.base_url)
     assert "not registered" in page.inner_text(".alert")
     assert callback.urls == []
+
+
+def test_a_backslash_loopback_redirect_cannot_steal_a_code(
+    spawn: Spawn, tmp_path: Path, chromium: Any
+) -> None:
+    """Security review, defect 1. A public native client registered with
+    ``http://127.0.0.1/callback`` (any port, RFC 8252); the user signs in and consents
+    once. Then the attacker's link, with its own PKCE challenge, names
+    ``http://127.0.0.1:<attacker>\\@127.0.0.1/callback``: a browser reads ``\\`` as ``/``
+    and would carry the code to the attacker's port. Chromium must stay on Authly's
+    error page and the attacker's server must see nothing."""
+    victim, attacker = Callback(), Callback()
+    try:
+        register_client(
+            tmp_path / "authly.db", "native", redirect_uris=("http://127.0.0.1/callback",)
+        )
+        server = start_server(spawn, tmp_path)
+        context = chromium.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+
+            def authorize_url(redirect_uri: str, challenge: str) -> str:
+                query = httpx.QueryParams(
+                    response_type="code",
+                    client_id="native",
+                    redirect_uri=redirect_uri,
+                    scope="profile",
+                    state="s",
+                    code_challenge=challenge,
+                    code_challenge_method="S256",
+                )
+                return f"{server.url(AUTHORIZE)}?{query}"
+
+            _, challenge = pkce_pair()
+            page.goto(authorize_url(victim.redirect_uri, challenge))
+            page.fill("#username", "admin")
+            page.fill("#password", ADMIN_PASSWORD)
+            page.click("button[type=submit]")
+            page.click("button[value=approve]")
+            page.wait_for_url(f"{victim.redirect_uri}**")
+            assert "code" in victim.params()
+
+            _, attacker_challenge = pkce_pair()
+            evil = f"http://127.0.0.1:{attacker.port}\\@127.0.0.1/callback"
+            response = page.goto(authorize_url(evil, attacker_challenge))
+            assert response is not None
+            assert response.status == 400
+            assert page.url.startswith(server.base_url)
+            assert "not registered" in page.inner_text(".alert")
+            assert attacker.urls == []
+            assert len(victim.urls) == 1
+        finally:
+            context.close()
+    finally:
+        victim.close()
+        attacker.close()

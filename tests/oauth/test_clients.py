@@ -7,9 +7,9 @@ from authly.oauth.clients import (
     credentials_from,
     hash_secret,
     redirect_uri_matches,
-    validate_redirect_uri,
 )
 from authly.oauth.errors import InvalidClient, InvalidRequest
+from authly.oauth.redirect_uris import check_registrable, parse
 from authly.store.clients import ClientRow
 
 
@@ -66,7 +66,109 @@ def test_loopback_port_may_vary_for_public_native_clients_only():
 )
 def test_unregistrable_redirect_uris(uri):
     with pytest.raises(InvalidRequest):
-        validate_redirect_uri(uri)
+        check_registrable(uri)
+
+
+PUBLIC = client(
+    auth_method="none",
+    secret_hash=None,
+    redirect_uris=("http://127.0.0.1/callback", "http://[::1]/cb?x=1"),
+)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        # the review's attack: a browser reads "\" as "/" and goes to evil.example
+        "http://evil.example:9999\\@127.0.0.1/callback",
+        "http://evil.example:9999\\@127.0.0.1:5000/callback",
+        "http://evil.example@127.0.0.1/callback",
+        "http://evil.example:9999@127.0.0.1:5000/callback",
+        "http://:@127.0.0.1:5000/callback",
+        "http://127.0.0.1:5000\\@evil.example/callback",
+        "http://127.0.0.1:5000/callback#frag",
+        "http://127.0.0.1:5000/callback#",
+        "http://127.0.0.1:99999/callback",
+        "http://127.0.0.1:65536/callback",
+        "http://127.0.0.1:-1/callback",
+        "http://127.0.0.1:abc/callback",
+        "http://127.0.0.1:/callback",
+        "http://127.0.0.1:0/callback",
+        "http://127.0.0.1:05000/callback",
+        "http://127.0.0.1:5000:6000/callback",
+        "http://127.0.0.1 :5000/callback",
+        "http://127.0.0.1:5000/call back",
+        "http://127.0.0.1:5000/callback\t",
+        "http://127.0.0.1:5000/\u0441allback",
+        "http://127.0.0.1:5000/x/../callback",
+        "http://127.0.0.1:5000/%2e%2e/callback",
+        "http://127.0.0.1:5000/callback%zz",
+        "http://127.1:5000/callback",
+        "http://0x7f.0.0.1:5000/callback",
+        "http://2130706433:5000/callback",
+        "http://127.0.0.1.:5000/callback",
+        "HTTP://127.0.0.1:5000/callback",
+        "http:127.0.0.1:5000/callback",
+        "http:/127.0.0.1:5000/callback",
+        "http:///127.0.0.1:5000/callback",
+        "https://127.0.0.1:5000/callback",
+        "http://127.0.0.2:5000/callback",
+        "http://127.0.0.1:5000",
+        "http://127.0.0.1:5000?x",
+        "http://127.0.0.1:5000/callback?",
+        "http://[::1]:5000/cb",
+        "http://[0:0:0:0:0:0:0:1]:5000/cb?x=1",
+        "http://[::1]x:5000/cb?x=1",
+        "http://[::1:5000/cb?x=1",
+    ],
+)
+def test_loopback_exception_allows_only_the_port_to_differ(uri):
+    assert not redirect_uri_matches(PUBLIC, uri)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1/callback",
+        "http://127.0.0.1:5000/callback",
+        "http://127.0.0.1:65535/callback",
+        "http://[::1]:5000/cb?x=1",
+        "http://[::1]/cb?x=1",
+    ],
+)
+def test_loopback_uris_that_match(uri):
+    assert redirect_uri_matches(PUBLIC, uri)
+
+
+def test_parse_rebuilds_the_presented_text():
+    for uri in (
+        "https://app.example/cb",
+        "https://app.example:8443/a/b?x=1&y=%20",
+        "http://[::1]:80/cb",
+        "com.example.app:/oauth2redirect",
+    ):
+        assert parse(uri).text() == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://user@app.example/cb",
+        "https://app.example\\@evil.example/cb",
+        "https://app.example/cb#",
+        "https://APP.example/cb",
+        "https://app..example/cb",
+        "https://app.example:0/cb",
+        "https://app.example/%2E%2E/cb",
+        "http://localhost.evil.example/cb",
+        "com.example.app://evil.example/cb",
+        "javascript:alert(1)",
+        "blob:https://app.example/x",
+    ],
+)
+def test_strict_registration(uri):
+    with pytest.raises(InvalidRequest):
+        check_registrable(uri)
 
 
 def test_basic_and_post_credentials():

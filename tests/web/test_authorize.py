@@ -226,6 +226,45 @@ async def test_unregistered_redirect_uri_is_an_html_page(browser, alice, redirec
     no_redirect(response)
 
 
+NATIVE = "http://127.0.0.1/callback"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://evil.example:9999\\@127.0.0.1/callback",  # the review's attack
+        "http://evil.example:9999@127.0.0.1:5000/callback",
+        "http://127.0.0.1:5000\\@evil.example/callback",
+        "http://127.0.0.1:5000/callback#x",
+        "http://127.0.0.1:99999/callback",
+        "http://127.0.0.1:-1/callback",
+        "http://127.0.0.1:abc/callback",
+        "http://127.1:5000/callback",
+        "http://127.0.0.1:5000/x/../callback",
+    ],
+)
+async def test_loopback_redirect_uri_tricks_are_refused(app, browser, alice, redirect_uri):
+    """Security review, defect 1: a public client with a loopback redirect URI, a user
+    who already consented, and an attacker's link with its own PKCE challenge. Only the
+    port may differ; anything a browser could read as another host is an HTML page."""
+    await web_client(app, client_id="native", redirect_uris=(NATIVE,))
+    verifier, challenge = pkce_pair()
+    params = auth_params(challenge, client_id="native", redirect_uri=NATIVE)
+    first = await browser.code_for(params)  # signs in and consents once
+    await exchange(browser.client, first["code"], verifier, client_id="native", redirect_uri=NATIVE)
+    _, attacker_challenge = pkce_pair()
+    attack = auth_params(attacker_challenge, client_id="native", redirect_uri=redirect_uri)
+    response = await browser.authorize(attack)
+    html = await html_of(response, 400)
+    assert "redirect_uri is not registered" in html
+    no_redirect(response)
+    # while the legitimate any-port form still gets a code without a click
+    ok = await browser.authorize(
+        auth_params(challenge, client_id="native", redirect_uri="http://127.0.0.1:5000/callback")
+    )
+    assert answer(ok, "http://127.0.0.1:5000/callback")["code"]
+
+
 async def test_mismatch_wins_over_other_errors(browser, alice):
     """With a bad redirect URI even a redirectable error must not be redirected."""
     response = await browser.authorize(

@@ -4,9 +4,9 @@
   ``client_secret_post``; secrets are 256 random bits, stored as SHA-256, compared in
   constant time, shown once.
 - Public clients use ``none`` and must use PKCE (required for everyone anyway).
-- Redirect URIs match exactly, character for character; the one exception is RFC 8252
-  §7.3: for a public (native) client whose registered URI is an ``http`` loopback IP
-  literal, any port is accepted.
+- Redirect URIs match exactly, character for character, after a strict parse; the one
+  exception is RFC 8252 §7.3: for a public (native) client whose registered URI is an
+  ``http`` loopback IP literal, any port is accepted (oauth/redirect_uris.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+from authly.oauth import redirect_uris
 from authly.oauth.errors import InvalidClient, InvalidRequest
 from authly.store.clients import ClientRow
 
@@ -38,53 +38,12 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def validate_redirect_uri(uri: str) -> str:
-    """A registrable redirect URI: absolute, no fragment (RFC 6749 §3.1.2)."""
-    parts = urlsplit(uri)
-    if not parts.scheme or parts.fragment or len(uri) > 2000:
-        raise InvalidRequest(f"redirect URI must be absolute and without a fragment: {uri!r}")
-    if parts.scheme in ("http", "https") and not parts.hostname:
-        raise InvalidRequest(f"redirect URI needs a host: {uri!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
-        raise InvalidRequest(f"http redirect URIs are allowed for loopback only: {uri!r}")
-    return uri
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def redirect_uri_matches(client: ClientRow, uri: str) -> bool:
-    if uri in client.redirect_uris:
-        return True
-    if client.is_confidential:
-        return False
-    asked = urlsplit(uri)
-    if asked.scheme != "http" or not _is_ip_loopback(asked.hostname or ""):
-        return False
-    for registered in client.redirect_uris:
-        reg = urlsplit(registered)
-        if (
-            reg.scheme == "http"
-            and reg.hostname == asked.hostname
-            and _is_ip_loopback(reg.hostname or "")
-            and reg.path == asked.path
-            and reg.query == asked.query
-        ):
-            return True
-    return False
-
-
-def _is_ip_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Exact match; public clients also get RFC 8252's loopback port exception (see
+    oauth/redirect_uris.py, which parses every URI strictly first)."""
+    return redirect_uris.matches(
+        client.redirect_uris, uri, any_loopback_port=not client.is_confidential
+    )
 
 
 @dataclass(frozen=True)

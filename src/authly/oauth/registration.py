@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from authly.oauth.clients import GRANT_TYPES, validate_redirect_uri
+from authly.oauth import redirect_uris
+from authly.oauth.clients import GRANT_TYPES
 from authly.oauth.errors import InvalidRequest
 from authly.oauth.scopes import ADMIN_SCOPE
 from authly.store.clients import ClientRow
@@ -51,8 +52,6 @@ FIRST_PARTY_SCOPES = frozenset({ADMIN_SCOPE})
 REFRESH_ISSUING_GRANTS = frozenset({"authorization_code", "password"})
 # Scopes the server's own code gives meaning to: never deleted through the API.
 BUILT_IN_SCOPES = frozenset({"profile", "email", "offline_access", ADMIN_SCOPE})
-# Schemes a browser would run or read locally rather than hand to an application.
-FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "about", "blob"})
 
 CLIENT_FIELDS = frozenset(
     {
@@ -69,7 +68,6 @@ SCOPE_FIELDS = frozenset({"name", "description", "default"})
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )  (RFC 6749 §3.3)
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-_URI_CHARS = re.compile(r"^[\x21-\x7e]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -119,15 +117,8 @@ def _strings(value: Any, field: str, max_items: int, max_length: int) -> tuple[s
 
 
 def check_redirect_uri(uri: str) -> str:
-    """A registrable redirect URI (see oauth.clients.validate_redirect_uri), printable
-    ASCII only and never a scheme the browser would execute or read locally."""
-    if not _URI_CHARS.match(uri):
-        raise InvalidRequest(f"redirect URI must be printable ASCII without spaces: {uri!r}")
-    validate_redirect_uri(uri)
-    scheme = uri.split(":", 1)[0].lower()
-    if scheme in FORBIDDEN_SCHEMES:
-        raise InvalidRequest(f"redirect URI scheme {scheme!r} is not allowed.")
-    return uri
+    """A registrable redirect URI (see oauth/redirect_uris.py)."""
+    return redirect_uris.check_registrable(uri)
 
 
 def check_scope_name(value: Any) -> str:
