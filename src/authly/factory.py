@@ -18,6 +18,7 @@ from authly.config import Settings
 from authly.metrics import Metrics
 from authly.web import admin, auth, authorize, health, oauth, oidc, users
 from authly.web import metrics as metrics_web
+from authly.web.connection_close import shield_final_send
 from authly.web.render import register_error_handlers
 
 TRIO_REQUIRED = (
@@ -27,7 +28,11 @@ TRIO_REQUIRED = (
 
 
 class AuthlyApp(QuartTrio):
-    """QuartTrio that refuses, in one line, to run under an asyncio worker."""
+    """QuartTrio that refuses, in one line, to run under an asyncio worker.
+
+    It also shields the send that ends each HTTP response, so hypercorn closes or
+    recycles the connection (``authly.web.connection_close``).
+    """
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -37,6 +42,9 @@ class AuthlyApp(QuartTrio):
         if library != "trio":
             print(TRIO_REQUIRED, file=sys.stderr, flush=True)
             os._exit(2)
+        if scope["type"] == "http":
+            # Otherwise quart-trio cancels hypercorn's close step: see connection_close.
+            send = shield_final_send(send)
         await super().__call__(scope, receive, send)
 
 
@@ -50,7 +58,8 @@ def create_app(settings: Settings | None = None) -> AuthlyApp:
         settings = Settings.from_env(os.environ)
     from authly import lifecycle
 
-    app = AuthlyApp("authly")
+    # No app-level /static route: the pages' one file is served by web/static_files.py.
+    app = AuthlyApp("authly", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 1
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order

@@ -18,6 +18,12 @@ from authly.config import Settings
 log = logging.getLogger("authly")
 
 GRACEFUL_TIMEOUT = 1.0
+# An idle keep-alive connection is closed after this many seconds (hypercorn's default,
+# made explicit; configs/hypercorn.toml sets the same).
+KEEP_ALIVE_TIMEOUT = 5.0
+# A connection whose peer sends nothing for this many seconds is closed, request in
+# progress or not: a backstop for half-sent requests and any path that skips the close.
+READ_TIMEOUT = 30
 
 
 def hypercorn_config(settings: Settings, workers: int) -> Config:
@@ -27,6 +33,8 @@ def hypercorn_config(settings: Settings, workers: int) -> Config:
     config.worker_class = "trio"
     config.workers = workers
     config.graceful_timeout = GRACEFUL_TIMEOUT
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
+    config.read_timeout = READ_TIMEOUT
     config.errorlog = None  # hypercorn logs through the root logger configured above
     config.loglevel = settings.log_level
     return config
