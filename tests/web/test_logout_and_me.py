@@ -11,8 +11,17 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from authly.tokens.access import AccessTokens
-from tests.conftest import ISSUER, login, services_of
-from tests.web.helpers import LOGOUT, error_body, json_of, me, refresh
+from tests.conftest import ADMIN_PASSWORD, ISSUER, login, services_of
+from tests.web.helpers import (
+    LOGOUT,
+    TOKEN,
+    error_body,
+    json_of,
+    me,
+    refresh,
+    register_client,
+    token_request,
+)
 
 BARE_CHALLENGE = 'Bearer realm="authly"'
 
@@ -126,6 +135,138 @@ async def test_logout_without_a_token_string_is_400(client, payload):
 async def test_logout_with_overlong_token_is_400(client):
     response = await _logout(client, "x" * 513)
     assert (await error_body(response, 400))["error"] == "invalid_request"
+
+
+# --- logout of other clients' tokens (security review, defect B) -------------------------
+
+APP_SECRET = "app-secret-0123456789"
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    value = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {value}"}
+
+
+async def _confidential_tokens(app, client, client_id="app", secret=APP_SECRET) -> dict:
+    """A refresh token issued to a confidential client (password grant, Basic auth)."""
+    await register_client(
+        app, client_id, secret=secret, auth_method="client_secret_basic", first_party=True
+    )
+    response = await client.post(
+        TOKEN,
+        form={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD},
+        headers=_basic(client_id, secret),
+    )
+    return await json_of(response)
+
+
+async def _refreshes(client, refresh_token: str, headers: dict[str, str]) -> bool:
+    response = await client.post(
+        TOKEN,
+        form={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        headers=headers,
+    )
+    if response.status_code == 200:
+        return True
+    assert (await error_body(response, 400))["error"] == "invalid_grant"
+    return False
+
+
+async def test_confidential_clients_token_without_credentials_is_401(app, client):
+    tokens = await _confidential_tokens(app, client)
+    response = await _logout(client, tokens["refresh_token"])
+    assert (await error_body(response, 401))["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="authly"'
+    assert response.headers["Cache-Control"] == "no-store"
+    # Nothing was revoked: the client can still refresh, and the access token works.
+    assert (await me(client, f"Bearer {tokens['access_token']}")).status_code == 200
+    assert await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+
+
+async def test_confidential_clients_token_with_its_basic_credentials_is_revoked(app, client):
+    tokens = await _confidential_tokens(app, client)
+    response = await client.post(
+        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=_basic("app", APP_SECRET)
+    )
+    assert await json_of(response) == {"status": "logged_out"}
+    assert not await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+
+
+async def test_confidential_clients_token_with_its_secret_in_the_body_is_revoked(app, client):
+    await register_client(app, "poster", secret=APP_SECRET, auth_method="client_secret_post")
+    response = await client.post(
+        TOKEN,
+        form={
+            "grant_type": "password",
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+            "client_id": "poster",
+            "client_secret": APP_SECRET,
+        },
+    )
+    tokens = await json_of(response)
+    creds = {"client_id": "poster", "client_secret": APP_SECRET}
+    response = await client.post(LOGOUT, json={"refresh_token": tokens["refresh_token"], **creds})
+    assert await json_of(response) == {"status": "logged_out"}
+    response = await token_request(
+        client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], **creds
+    )
+    assert (await error_body(response, 400))["error"] == "invalid_grant"
+
+
+async def test_wrong_secret_for_the_owning_client_is_401_and_revokes_nothing(app, client):
+    tokens = await _confidential_tokens(app, client)
+    response = await client.post(
+        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=_basic("app", "wrong")
+    )
+    assert (await error_body(response, 401))["error"] == "invalid_client"
+    assert await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+
+
+async def test_another_clients_credentials_revoke_nothing(app, client):
+    tokens = await _confidential_tokens(app, client)
+    await register_client(app, "other", secret="other-secret", auth_method="client_secret_basic")
+    response = await client.post(
+        LOGOUT,
+        json={"refresh_token": tokens["refresh_token"]},
+        headers=_basic("other", "other-secret"),
+    )
+    assert await json_of(response) == {"status": "logged_out"}  # as for an unknown token
+    assert await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+    # Nor can another client end a first-party login session.
+    mine = await _login_tokens(client)
+    response = await client.post(
+        LOGOUT,
+        json={"refresh_token": mine["refresh_token"]},
+        headers=_basic("other", "other-secret"),
+    )
+    assert await json_of(response) == {"status": "logged_out"}
+    assert await _refreshes(client, mine["refresh_token"], {})
+
+
+async def test_public_clients_token_needs_no_credentials(app, client):
+    await register_client(app, "spa", auth_method="none")
+    response = await token_request(
+        client, grant_type="password", username="admin", password=ADMIN_PASSWORD, client_id="spa"
+    )
+    tokens = await json_of(response)
+    assert await json_of(await _logout(client, tokens["refresh_token"])) == {"status": "logged_out"}
+    response = await token_request(
+        client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id="spa"
+    )
+    assert (await error_body(response, 400))["error"] == "invalid_grant"
+
+
+async def test_first_party_logout_works_without_the_seeded_client_row(app, client):
+    tokens = await _login_tokens(client)
+
+    def delete(conn) -> None:
+        conn.execute("DELETE FROM clients WHERE client_id = 'authly'")
+
+    await services_of(app).db.run(delete)
+    assert (await _logout(client, tokens["refresh_token"])).status_code == 200
+    response = await me(client, f"Bearer {tokens['access_token']}")
+    assert response.status_code == 401  # the family's access token went with it
 
 
 # --- /users/me ----------------------------------------------------------------------------

@@ -174,6 +174,14 @@ class TokenService:
         await self._end_family(family_id, refs)
         return True
 
+    async def client_of(self, refresh_token: str) -> str | None:
+        """The client a refresh token (active or not) was issued to; None if unknown."""
+        _check_token_text(refresh_token)
+        info = await self._db.run(
+            refresh_repo.lookup, hash_refresh_token(refresh_token), self._now()
+        )
+        return None if info is None else info.grant.client_id
+
     async def revoke_family(self, family_id: str) -> None:
         refs = await self._db.run(refresh_repo.revoke_family_tx, family_id, self._now())
         await self._end_family(family_id, refs)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from authly.oauth.errors import InvalidGrant, InvalidToken
-from authly.oauth.grants import first_party_client, password_grant
+from authly.oauth.grants import first_party_client, limit_ip, password_grant
+from authly.oauth.logout import logout as end_session
+from authly.oauth.logout import presents_credentials
 from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 from authly.web.context import services
@@ -15,6 +17,8 @@ from authly.web.render import NO_STORE, json_response
 from authly.web.users import bearer_token
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+MAX_CLIENT_FIELD = 512  # client_id (<= 128, checked later) and client_secret
 
 
 @bp.post("/login")
@@ -36,10 +40,22 @@ async def login() -> Response:
 
 @bp.post("/logout")
 async def logout() -> Response:
+    """A public client's token needs no credentials; a confidential client's needs that
+    client's (Basic, or ``client_id`` + ``client_secret`` in the JSON body)."""
     body = await read_json_object()
     token = string_field(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH)
+    params = {
+        name: value
+        for name in ("client_id", "client_secret")
+        if (value := optional_string_field(body, name, MAX_CLIENT_FIELD)) is not None
+    }
+    s = services()
+    authorization = request.headers.get("Authorization")
+    if presents_credentials(authorization, params):
+        # As at /oauth/revoke: client authentications count against the address.
+        await limit_ip(token_context(s))
     # Same answer whether or not the token was known (as RFC 7009 §2.2 does).
-    await services().tokens.revoke(token)
+    await end_session(s.db, s.tokens, token, authorization, params)
     return json_response({"status": "logged_out"}, headers=NO_STORE)
 
 
