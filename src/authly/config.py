@@ -134,6 +134,10 @@ class Settings:
     )
     token_rate_limit: int = 1200
     token_rate_window: int = 60
+    authorize_rate_limit: int = 300
+    authorize_rate_window: int = 60
+    pending_requests_max: int = 50_000
+    purge_interval: int = 300
     redis: RedisSettings = field(default_factory=RedisSettings)
 
     @property
@@ -205,6 +209,16 @@ class Settings:
             ),
             token_rate_limit=env.get("AUTHLY_TOKEN_RATE_LIMIT", _int_parser(1, 10_000_000), 1200),
             token_rate_window=env.get("AUTHLY_TOKEN_RATE_WINDOW", _int_parser(1, 86_400), 60),
+            authorize_rate_limit=env.get(
+                "AUTHLY_AUTHORIZE_RATE_LIMIT", _int_parser(1, 10_000_000), 300
+            ),
+            authorize_rate_window=env.get(
+                "AUTHLY_AUTHORIZE_RATE_WINDOW", _int_parser(1, 86_400), 60
+            ),
+            pending_requests_max=env.get(
+                "AUTHLY_PENDING_REQUESTS_MAX", _int_parser(10, 10_000_000), 50_000
+            ),
+            purge_interval=env.get("AUTHLY_PURGE_INTERVAL", _int_parser(0, 7 * 86_400), 300),
             redis=redis,
         )
         return settings
@@ -236,6 +250,10 @@ class Settings:
             "AUTHLY_ADMIN_ALLOWED_NETWORKS": ",".join(str(n) for n in self.admin_allowed_networks),
             "AUTHLY_TOKEN_RATE_LIMIT": str(self.token_rate_limit),
             "AUTHLY_TOKEN_RATE_WINDOW": str(self.token_rate_window),
+            "AUTHLY_AUTHORIZE_RATE_LIMIT": str(self.authorize_rate_limit),
+            "AUTHLY_AUTHORIZE_RATE_WINDOW": str(self.authorize_rate_window),
+            "AUTHLY_PENDING_REQUESTS_MAX": str(self.pending_requests_max),
+            "AUTHLY_PURGE_INTERVAL": str(self.purge_interval),
             "AUTHLY_REDIS_URL": r.url.masked() if r.url else "(unset)",
             "AUTHLY_REDIS_RATE_LIMIT": str(r.rate_limit).lower(),
             "AUTHLY_REDIS_CACHE": str(r.cache).lower(),

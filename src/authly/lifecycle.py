@@ -14,9 +14,11 @@ from quart_trio import QuartTrio
 
 from authly.config import Settings
 from authly.core.redis_runtime import make_slots, start_redis
+from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
 from authly.oauth.authorization import AuthorizationCodes
 from authly.oauth.metadata import MetadataDocument
+from authly.oauth.pending import PendingRequests
 from authly.services import EXTENSION_KEY, Services
 from authly.store import keys as key_repo
 from authly.store import users as user_repo
@@ -92,10 +94,16 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
             db, access, sessions, RevocationList(db, cache), refresh_ttl=settings.refresh_token_ttl
         ),
         codes=AuthorizationCodes(db),
+        pending=PendingRequests(sessions, max_entries=settings.pending_requests_max),
         metadata=MetadataDocument(settings.issuer, db, cache),
         profiles=profiles,
         jwks=JwksDocument(keys, cache),
     )
+    if settings.purge_interval > 0:
+        services.housekeeper = Housekeeper(
+            db, interval=settings.purge_interval, on_purged=metrics.count_purged
+        )
+        services.owned_scopes.append(await app.nursery.start(services.housekeeper.run))
     runtime = await start_redis(app.nursery, settings.redis, metrics, rate_limit, cache, sessions)
     services.supervisor = runtime.supervisor
     services.redis_error = runtime.error

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from authly.store.purge import KINDS as PURGED_KINDS
+
 FEATURES = ("rate_limit", "cache", "session")
 BACKENDS = ("memory", "redis")
 
@@ -34,6 +36,17 @@ class Metrics:
         self.rate_limit_decisions = Counter(
             "authly_rate_limit_decisions", "Rate limit decisions", ["result"], registry=r
         )
+        self.rate_limit_evictions = Counter(
+            "authly_rate_limit_evictions",
+            "Expired or empty in-memory rate-limit windows evicted to make room for a new key",
+            registry=r,
+        )
+        self.rate_limit_table_full = Counter(
+            "authly_rate_limit_table_full",
+            "Hits refused (or Redis shadows dropped) because the in-memory rate-limit table"
+            " was full of live windows",
+            registry=r,
+        )
         self.redis_connections_active = Gauge(
             "authly_redis_connections_active", "Open connections to Redis", registry=r
         )
@@ -55,6 +68,20 @@ class Metrics:
             ["feature", "to"],
             registry=r,
         )
+        self.session_evictions = Counter(
+            "authly_session_evictions",
+            "Session-store entries evicted to keep a size bound, by pool",
+            ["pool"],
+            registry=r,
+        )
+        self.store_purged = Counter(
+            "authly_store_purged",
+            "Expired store rows deleted by the housekeeping task, by kind",
+            ["kind"],
+            registry=r,
+        )
+        for kind in PURGED_KINDS:  # zero from the start, so rate() works at once
+            self.store_purged.labels(kind)
         for feature in FEATURES:
             for backend in BACKENDS:
                 self.backend_active.labels(feature, backend).set(0)
@@ -68,6 +95,18 @@ class Metrics:
 
     def count_decision(self, allowed: bool) -> None:
         self.rate_limit_decisions.labels("allowed" if allowed else "denied").inc()
+
+    def count_rate_limit_eviction(self) -> None:
+        self.rate_limit_evictions.inc()
+
+    def count_rate_limit_table_full(self) -> None:
+        self.rate_limit_table_full.inc()
+
+    def count_purged(self, kind: str, rows: int) -> None:
+        self.store_purged.labels(kind).inc(rows)
+
+    def count_session_eviction(self, pool: str) -> None:
+        self.session_evictions.labels(pool).inc()
 
     def count_lookup(self, hit: bool) -> None:
         (self.cache_hits if hit else self.cache_misses).inc()

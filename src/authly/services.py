@@ -11,9 +11,11 @@ import trio
 
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
+from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
 from authly.oauth.authorization import AuthorizationCodes
 from authly.oauth.metadata import MetadataDocument
+from authly.oauth.pending import PendingRequests
 from authly.store.db import Database
 from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys
@@ -41,10 +43,12 @@ class Services:
     login: LoginService
     tokens: TokenService
     codes: AuthorizationCodes
+    pending: PendingRequests
     metadata: MetadataDocument
     profiles: UserProfiles
     jwks: JwksDocument
     supervisor: Supervisor | None = None
+    housekeeper: Housekeeper | None = None
     redis_error: str | None = None
     now: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 
 from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
 from authly.backends.redis import RedisCache, RedisRateLimiter, RedisSessionStore
@@ -166,3 +167,53 @@ async def test_session_expires_and_touch_extends(sessions):
 
     await wait_for(x_gone)
     assert await sessions.get("t") == {"a": "1"}
+
+
+async def test_take_returns_the_entry_once(sessions):
+    await sessions.set("once", {"a": "1"}, 60)
+    await sessions.set("empty-one", {}, 60)
+    assert await sessions.take("once") == {"a": "1"}
+    assert await sessions.take("once") is None
+    assert await sessions.get("once") is None
+    assert await sessions.take("empty-one") == {}
+    assert await sessions.take("never") is None
+
+
+async def test_concurrent_takers_of_one_entry_exactly_one_wins(sessions):
+    """Twenty tasks released together on one entry: one gets it, nineteen get None."""
+    await sessions.set("contended", {"code": "c"}, 60)
+    results: list[object] = []
+    go = trio.Event()
+
+    async def taker() -> None:
+        await go.wait()
+        results.append(await sessions.take("contended"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(taker)
+        await trio.testing.wait_all_tasks_blocked()
+        go.set()
+    assert results.count({"code": "c"}) == 1
+    assert results.count(None) == 19
+
+
+async def test_a_full_pool_evicts_only_its_own_oldest_entries(sessions):
+    """Anonymous state goes to a bounded pool; filling it never evicts a session."""
+    await sessions.set("login-session", {"user_id": "u1"}, 600)
+    evicted = 0
+    for i in range(25):
+        evicted += await sessions.add(f"p{i}", {"n": str(i)}, 600, pool="pending", max_entries=10)
+    assert evicted == 15
+    assert await sessions.get("login-session") == {"user_id": "u1"}
+    live = [i for i in range(25) if await sessions.get(f"p{i}") is not None]
+    assert live == list(range(15, 25))  # the newest ten
+    # An entry answered (taken) frees its place without counting as an eviction.
+    assert await sessions.take("p24", pool="pending") == {"n": "24"}
+    assert await sessions.add("p25", {"n": "25"}, 600, pool="pending", max_entries=10) == 0
+    assert await sessions.add("p26", {"n": "26"}, 600, pool="pending", max_entries=10) == 1
+    assert await sessions.get("p15") is None
+    # Entries of a pool can be updated in place (the pending request's consent step).
+    await sessions.set("p26", {"n": "26", "user_id": "u1"}, 500)
+    assert await sessions.get("p26") == {"n": "26", "user_id": "u1"}
+    assert await sessions.get("login-session") == {"user_id": "u1"}

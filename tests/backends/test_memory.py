@@ -121,17 +121,96 @@ async def test_number_of_keys_is_bounded(limiter):
     assert len(limiter) == 100
 
 
-async def test_bound_evicts_least_recently_used(limiter):
+async def test_a_full_table_of_live_windows_refuses_a_new_key_and_keeps_the_old(now):
+    """Security review, defect A: the bound must never forget a window that is still
+    limiting (an LRU let a flood of junk keys reset a user's failed-login window)."""
+    full: list[int] = []
+    limiter = MemoryRateLimiter(max_keys=100, clock=lambda: now[0], on_full=lambda: full.append(1))
     for _ in range(3):
-        await limiter.check_rate_limit("hot", 3, 60)
-    for i in range(10_000):
-        await limiter.check_rate_limit(f"key-{i}", 5, 60)
-        if i % 50 == 0:  # keep "hot" recently used
-            assert not (await limiter.check_rate_limit("hot", 3, 60)).allowed
-    assert not (await limiter.check_rate_limit("hot", 3, 60)).allowed
-    # The newest keys survive with their hits; the oldest cold ones are gone.
-    assert (await limiter.check_rate_limit("key-9999", 5, 60)).remaining == 3
-    assert (await limiter.check_rate_limit("key-0", 5, 60)).remaining == 4
+        assert (await limiter.check_rate_limit("victim", 3, 60)).allowed
+    for i in range(99):
+        now[0] = 100.0 + i * 0.25  # the last one at t = 124.5
+        assert (await limiter.check_rate_limit(f"key-{i}", 5, 60)).allowed
+    now[0] = 130.0
+    for i in range(1_000):
+        refused = await limiter.check_rate_limit(f"junk-{i}", 5, 60)
+        assert not refused.allowed
+        assert refused.member is None
+        assert refused.retry_after == pytest.approx(30.0)  # "victim" expires at t = 160
+    assert len(limiter) == 100
+    assert len(full) == 1_000
+    assert not (await limiter.check_rate_limit("victim", 3, 60)).allowed
+    assert (await limiter.check_rate_limit("key-0", 5, 60)).remaining == 3
+    assert (await limiter.check_rate_limit("key-98", 5, 60)).remaining == 3
+
+
+async def test_refused_hits_create_no_window(limiter, now):
+    for i in range(100):
+        await limiter.check_rate_limit(f"key-{i}", 1, 60)
+    assert not (await limiter.check_rate_limit("new", 1, 60)).allowed
+    limiter.record("new-shadow", 60, "redis-member")  # dropped, not evicting a live one
+    assert len(limiter) == 100
+    assert [key for key, _, _ in limiter.export()] == [f"key-{i}" for i in range(100)]
+    # Refusals by a full window of an existing key create nothing either.
+    assert not (await limiter.check_rate_limit("key-5", 1, 60)).allowed
+    assert len(limiter) == 100
+
+
+async def test_expired_windows_are_evicted_to_make_room(now):
+    evicted: list[int] = []
+    limiter = MemoryRateLimiter(
+        max_keys=100, clock=lambda: now[0], on_evict=lambda: evicted.append(1)
+    )
+    for i in range(50):
+        await limiter.check_rate_limit(f"old-{i}", 5, 60)  # t = 100, expire at t = 160
+    now[0] = 130.0
+    for i in range(50):
+        await limiter.check_rate_limit(f"young-{i}", 5, 60)  # expire at t = 190
+    now[0] = 160.0  # the old windows have just emptied
+    for i in range(50):
+        assert (await limiter.check_rate_limit(f"new-{i}", 5, 60)).allowed
+    assert len(evicted) == 50
+    assert len(limiter) == 100
+    refused = await limiter.check_rate_limit("one-too-many", 5, 60)
+    assert not refused.allowed
+    assert refused.retry_after == pytest.approx(30.0)  # young-0 expires at t = 190
+    for i in range(50):  # the live windows kept their hits
+        assert (await limiter.check_rate_limit(f"young-{i}", 5, 60)).remaining == 3
+
+
+async def test_eviction_looks_at_every_window_length(now):
+    limiter = MemoryRateLimiter(max_keys=100, clock=lambda: now[0])
+    await limiter.check_rate_limit("short", 5, 10)  # expires at t = 110
+    for i in range(99):
+        await limiter.check_rate_limit(f"long-{i}", 5, 3600)
+    now[0] = 110.0
+    assert (await limiter.check_rate_limit("new", 5, 3600)).allowed
+    assert "short" not in {key for key, _, _ in limiter.export()}
+    assert len(limiter) == 100
+    refused = await limiter.check_rate_limit("newer", 5, 10)
+    assert not refused.allowed
+    assert refused.retry_after == pytest.approx(3600.0 - 10.0)
+
+
+async def test_a_hit_keeps_its_window_from_eviction(now):
+    limiter = MemoryRateLimiter(max_keys=100, clock=lambda: now[0])
+    for i in range(100):
+        await limiter.check_rate_limit(f"key-{i}", 5, 60)  # t = 100
+    now[0] = 150.0
+    await limiter.check_rate_limit("key-0", 5, 60)  # key-0 now expires at t = 210
+    now[0] = 170.0
+    for i in range(99):
+        assert (await limiter.check_rate_limit(f"new-{i}", 5, 60)).allowed
+    assert not (await limiter.check_rate_limit("one-too-many", 5, 60)).allowed
+    assert (await limiter.check_rate_limit("key-0", 5, 60)).remaining == 3
+
+
+async def test_a_window_emptied_by_refunds_is_dropped(limiter):
+    decision = await limiter.check_rate_limit("k", 3, 10)
+    assert len(limiter) == 1
+    await limiter.refund("k", decision.member)
+    assert len(limiter) == 0
+    assert limiter.export() == []
 
 
 async def test_check_nowait_shares_the_window_with_check(limiter):

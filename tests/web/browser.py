@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.html_forms import Form, form_posting_to
-from tests.web.helpers import json_of, register_client
+from tests.web.helpers import create_user, json_of, register_client
 
 AUTHORIZE = "/api/v1/oauth/authorize"
 TOKEN = "/api/v1/oauth/token"
@@ -68,6 +68,13 @@ async def web_client(app: Any, **kw: Any) -> Any:
     kw.setdefault("grant_types", ("authorization_code", "refresh_token"))
     kw.setdefault("scopes", ("profile", "email", "offline_access", "admin"))
     return await register_client(app, kw.pop("client_id", "app"), **kw)
+
+
+async def with_web_client_and_alice(test_app: Any) -> Any:
+    """The usual web client and user, in an app the test started itself."""
+    await web_client(test_app)
+    await create_user(test_app, USER, PASSWORD)
+    return test_app
 
 
 class Browser:

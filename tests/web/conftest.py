@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
+from authly.config import Settings
+from tests.redis_server import RedisServer, requires_redis
+from tests.test_supervisor import redis_settings
 from tests.web.browser import PASSWORD, USER, Browser, web_client
 from tests.web.helpers import create_user
+
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", id="redis", marks=[pytest.mark.redis, requires_redis]),
+]
 
 
 @pytest.fixture
@@ -20,3 +28,13 @@ async def alice(app: Any) -> Any:
 @pytest.fixture
 def browser(app: Any) -> Browser:
     return Browser(app)
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend_settings(request: Any, settings: Settings, tmp_path: Any, nursery: Any) -> Any:
+    """The test settings with every backend on memory, or on a real redis-server."""
+    if request.param == "memory":
+        return settings
+    server = RedisServer(nursery)
+    await server.start()
+    return redis_settings(tmp_path, server.url)

@@ -14,6 +14,7 @@ import trio
 from authly.backends.memory import MemoryRateLimiter
 from tests.conftest import ADMIN_PASSWORD, login, services_of
 from tests.web.helpers import (
+    create_user,
     error_body,
     from_ip,
     json_of,
@@ -265,3 +266,92 @@ async def test_rate_limited_answer_does_not_issue_tokens(client):
     body = await json_of(response, 429)
     assert "access_token" not in body
     assert "refresh_token" not in body
+
+
+# --- the memory limiter's key bound (security review, defect A) ---------------------------
+
+
+async def _five_failures_for_alice(test_app, client) -> None:
+    await create_user(test_app, "alice", "alice-password")
+    for i in range(5):
+        response = await _fail(client, "alice", scope_base=from_ip(f"198.51.100.{i + 1}"))
+        assert response.status_code == 401
+
+
+def _login_user_windows(app) -> list[str]:
+    memory = services_of(app).rate_limit.memory
+    return [key for key, _, _ in memory.export() if key.startswith("login:user:")]
+
+
+async def test_junk_usernames_from_one_address_cannot_reset_a_users_limit(settings_factory):
+    """The review's scenario: five failures for alice, then a flood of failed logins with
+    junk usernames from one address. Refused requests create no window, so the flood
+    cannot push alice's window out of a small table."""
+    settings = settings_factory(rate_limit_max_keys=100, login_rate_window=3600)
+    async with running_app(settings) as test_app:
+        client = test_app.test_client()
+        await _five_failures_for_alice(test_app, client)
+        await _assert_limited(await _fail(client, "alice", scope_base=from_ip("198.51.100.9")))
+        flood = from_ip("203.0.113.9")
+        statuses = [
+            (await _fail(client, f"junk-{i}", scope_base=flood)).status_code for i in range(300)
+        ]
+        assert statuses == [401] * 5 + [429] * 295
+        # Only the five attempts the address was allowed made username windows.
+        assert sorted(_login_user_windows(test_app)) == sorted(
+            ["login:user:alice"] + [f"login:user:junk-{i}" for i in range(5)]
+        )
+        fresh = from_ip("192.0.2.77")
+        await _assert_limited(await login(client, "alice", "alice-password", scope_base=fresh))
+
+
+async def test_a_table_full_of_live_windows_refuses_instead_of_forgetting(settings_factory):
+    """Many addresses fill the table: new keys are refused (429), no window that still
+    limits is evicted, and the refusals are counted in /metrics."""
+    settings = settings_factory(rate_limit_max_keys=100, login_rate_window=3600)
+    async with running_app(settings) as test_app:
+        client = test_app.test_client()
+        await _five_failures_for_alice(test_app, client)
+        statuses = []
+        for i in range(150):  # each allowed attempt takes two windows: address + username
+            response = await _fail(client, f"junk-{i}", scope_base=from_ip(f"10.0.{i}.1"))
+            statuses.append(response.status_code)
+        assert statuses == [401] * 47 + [429] * 103
+        assert len(services_of(test_app).rate_limit.memory) == 100
+        # alice's window is still there: from an address that has a window (so the
+        # address check passes), even the right password is refused.
+        await _assert_limited(
+            await login(client, "alice", "alice-password", scope_base=from_ip("10.0.0.1"))
+        )
+        text = await (await client.get("/metrics")).get_data(as_text=True)
+        assert "authly_rate_limit_table_full_total 103.0" in text
+        assert "authly_rate_limit_evictions_total 0.0" in text
+
+
+class _KeysSeen:
+    """A memory limiter that notes every key it is asked about."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.inner = MemoryRateLimiter()
+        self.keys: list[str] = []
+
+    async def check_rate_limit(self, key: str, max_requests: int, window_seconds: float):
+        self.keys.append(key)
+        return await self.inner.check_rate_limit(key, max_requests, window_seconds)
+
+    async def refund(self, key: str, member: str) -> None:
+        await self.inner.refund(key, member)
+
+
+async def test_a_request_refused_on_its_address_never_touches_a_username(app, client):
+    seen = _KeysSeen()
+    services_of(app).rate_limit.swap(seen)
+    flood = from_ip("203.0.113.9")
+    for i in range(5):
+        assert (await _fail(client, f"junk-{i}", scope_base=flood)).status_code == 401
+    seen.keys.clear()
+    for i in range(5, 20):
+        await _assert_limited(await _fail(client, f"junk-{i}", scope_base=flood))
+    assert seen.keys == ["login:ip:203.0.113.9"] * 15

@@ -59,7 +59,21 @@ class SessionStore(Protocol):
 
     async def set(self, session_id: str, data: dict[str, str], ttl: float) -> None: ...
 
+    async def add(
+        self, session_id: str, data: dict[str, str], ttl: float, *, pool: str, max_entries: int
+    ) -> int:
+        """Store a new entry in the bounded ``pool`` (state that anonymous requests
+        create). When the pool already holds ``max_entries``, its entries closest to
+        expiry are evicted; nothing outside the pool is. Returns how many were evicted."""
+        ...
+
     async def delete(self, session_id: str) -> None: ...
+
+    async def take(self, session_id: str, *, pool: str | None = None) -> dict[str, str] | None:
+        """Delete an entry and return what it held, atomically: of concurrent takers of
+        one entry exactly one gets it (one-shot entries such as pending requests).
+        Name the ``pool`` an entry was added to, so it leaves the pool's count too."""
+        ...
 
     async def touch(self, session_id: str, ttl: float) -> bool:
         """Extend a session's life; False if it does not exist."""

@@ -5,7 +5,8 @@ BackendUnavailable (the slot then answers from memory); Redis error replies surf
 RedisCommandError, which is a bug, not an outage, and propagates.
 
 Keys (all under ``authly:``): ``rl:<key>`` sorted set per rate-limit window,
-``cache:<key>`` string, ``sess:<id>`` hash, ``instances`` heartbeat sorted set.
+``cache:<key>`` string, ``sess:<id>`` hash, ``pool:<name>`` sorted set of the session
+keys in a bounded pool (by expiry), ``instances`` heartbeat sorted set.
 """
 
 from __future__ import annotations
@@ -101,8 +102,28 @@ class RedisSessionStore:
             args += [field, value]
         await self._actor.run_script("session_set", [PREFIX + "sess:" + session_id], args)
 
+    async def add(
+        self, session_id: str, data: dict[str, str], ttl: float, *, pool: str, max_entries: int
+    ) -> int:
+        args: list[object] = [_ms(ttl), max_entries, _SESSION_MARK, "1"]
+        for field, value in data.items():
+            args += [field, value]
+        keys = [PREFIX + "sess:" + session_id, PREFIX + "pool:" + pool]
+        return int(await self._actor.run_script("session_add", keys, args))
+
     async def delete(self, session_id: str) -> None:
         await self._actor.execute("DEL", PREFIX + "sess:" + session_id)
+
+    async def take(self, session_id: str, *, pool: str | None = None) -> dict[str, str] | None:
+        keys = [PREFIX + "sess:" + session_id]
+        if pool is not None:
+            keys.append(PREFIX + "pool:" + pool)
+        flat = await self._actor.run_script("session_take", keys, [])
+        if not flat:
+            return None
+        data = {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+        data.pop(_SESSION_MARK, None)
+        return data
 
     async def touch(self, session_id: str, ttl: float) -> bool:
         return (

@@ -68,18 +68,18 @@ class Slot(Generic[T, M]):
     async def _call(self, method: str, *args: Any) -> Any:
         return (await self._answer(method, *args))[0]
 
-    async def _answer(self, method: str, *args: Any) -> tuple[Any, bool]:
+    async def _answer(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
         """(result, True if Redis answered it)."""
         impl: Any = self.current
         if impl is self.memory:
-            return await getattr(self._fallback_target(), method)(*args), False
+            return await getattr(self._fallback_target(), method)(*args, **kwargs), False
         try:
-            return await getattr(impl, method)(*args), True
+            return await getattr(impl, method)(*args, **kwargs), True
         except BackendUnavailable as exc:
             self._fallbacks += 1
             if self.on_failure is not None:
                 self.on_failure(exc)
-            return await getattr(self._fallback_target(), method)(*args), False
+            return await getattr(self._fallback_target(), method)(*args, **kwargs), False
 
 
 class FleetShare:
@@ -168,8 +168,12 @@ class CacheSlot(Slot[Cache, MemoryCache]):
 class SessionSlot(Slot[SessionStore, MemorySessionStore]):
     name = "slot"
 
-    def __init__(self, memory: MemorySessionStore) -> None:
+    def __init__(
+        self, memory: MemorySessionStore, *, on_evict: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__("session", memory)
+        # Counts evictions Redis reports (the memory store counts its own).
+        self._on_evict = on_evict
 
     async def get(self, session_id: str) -> dict[str, str] | None:
         result: dict[str, str] | None = await self._call("get", session_id)
@@ -178,8 +182,25 @@ class SessionSlot(Slot[SessionStore, MemorySessionStore]):
     async def set(self, session_id: str, data: dict[str, str], ttl: float) -> None:
         await self._call("set", session_id, data, ttl)
 
+    async def add(
+        self, session_id: str, data: dict[str, str], ttl: float, *, pool: str, max_entries: int
+    ) -> int:
+        evicted: int
+        evicted, by_redis = await self._answer(
+            "add", session_id, data, ttl, pool=pool, max_entries=max_entries
+        )
+        if by_redis and evicted and self._on_evict is not None:
+            for _ in range(evicted):
+                self._on_evict(pool)
+        return evicted
+
     async def delete(self, session_id: str) -> None:
         await self._call("delete", session_id)
+
+    async def take(self, session_id: str, *, pool: str | None = None) -> dict[str, str] | None:
+        result: dict[str, str] | None
+        result, _ = await self._answer("take", session_id, pool=pool)
+        return result
 
     async def touch(self, session_id: str, ttl: float) -> bool:
         return bool(await self._call("touch", session_id, ttl))

@@ -32,11 +32,18 @@ def make_slots(
     settings: Settings, metrics: Metrics
 ) -> tuple[RateLimiterSlot, CacheSlot, SessionSlot]:
     rate_limit = RateLimiterSlot(
-        MemoryRateLimiter(max_keys=settings.rate_limit_max_keys),
+        MemoryRateLimiter(
+            max_keys=settings.rate_limit_max_keys,
+            on_evict=metrics.count_rate_limit_eviction,
+            on_full=metrics.count_rate_limit_table_full,
+        ),
         on_decision=metrics.count_decision,
     )
     cache = CacheSlot(MemoryCache(), on_lookup=metrics.count_lookup)
-    sessions = SessionSlot(MemorySessionStore())
+    sessions = SessionSlot(
+        MemorySessionStore(on_evict=metrics.count_session_eviction),
+        on_evict=metrics.count_session_eviction,
+    )
     for feature in FEATURES:
         metrics.set_backend(feature, "memory")
     metrics.redis_up.set(0)

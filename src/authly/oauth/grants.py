@@ -171,10 +171,10 @@ async def authorization_code_grant(
     redeemed = await ctx.db.run(code_repo.redeem, code_hash, time.time())
     if redeemed.status is RedeemStatus.REPLAYED:
         # Someone has the code twice: revoke what its first use issued (RFC 9700 §4.5).
-        if redeemed.family_id:
-            await ctx.tokens.revoke_family(redeemed.family_id)
-        if redeemed.access_jti and redeemed.access_expires_at:
-            await ctx.tokens.revocations.revoke([(redeemed.access_jti, redeemed.access_expires_at)])
+        # If that use has not recorded its tokens yet, it sees the replay mark when it
+        # does and revokes them itself (store/codes.py).
+        issued = (redeemed.family_id, redeemed.access_jti, redeemed.access_expires_at)
+        await _revoke_issued(ctx, *issued)
         if redeemed.family_id or redeemed.access_jti:
             raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
         raise InvalidGrant("The authorization code was already used.")
@@ -196,14 +196,21 @@ async def authorization_code_grant(
         client_ip=ctx.client_ip,
         with_refresh="refresh_token" in client.grant_types,
     )
-    await ctx.db.run(
-        code_repo.record_issue,
-        code_hash,
-        family_id if "refresh_token" in body else None,
-        ref.jti,
-        ref.expires_at,
-    )
+    family = family_id if "refresh_token" in body else None
+    replayed = await ctx.db.run(code_repo.record_issue, code_hash, family, ref.jti, ref.expires_at)
+    if replayed:
+        await _revoke_issued(ctx, family, ref.jti, ref.expires_at)
+        raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
     return body
+
+
+async def _revoke_issued(
+    ctx: TokenContext, family_id: str | None, jti: str | None, expires_at: float | None
+) -> None:
+    if family_id:
+        await ctx.tokens.revoke_family(family_id)
+    if jti and expires_at:
+        await ctx.tokens.revocations.revoke([(jti, expires_at)])
 
 
 async def client_credentials_grant(

@@ -2,7 +2,11 @@
 
 Each lives in the session backend under ``authz:<id>`` for at most ``PENDING_TTL``
 (updates keep the original deadline), so the pages work across instances and, on
-Redis, across restarts. It is single use: deleted once answered (code or error).
+Redis, across restarts. Anonymous browsers create them, so they live in a bounded pool
+of their own (``POOL``, at most ``max_entries``): a flood evicts older pending
+requests, never a login session. It is single use: answering *takes* it atomically
+(``claim``), so of two concurrent answers (two consent posts, approve and deny) exactly
+one gets it.
 
 CSRF (the forms of the login and consent pages): every form carries the request id and
 its random ``csrf`` token, and the request is bound to the browser that started it by
@@ -27,6 +31,8 @@ from authly.oauth.authorization import AuthorizationRequest
 from authly.oauth.errors import InvalidRequest
 
 PENDING_TTL = 600.0
+POOL = "authz"
+DEFAULT_MAX_ENTRIES = 50_000
 # secrets.token_urlsafe(32): 43 base64url characters (request ids, CSRF tokens, cookies).
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
@@ -77,10 +83,12 @@ class PendingRequests:
         store: SessionStore,
         *,
         ttl: float = PENDING_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self.ttl = ttl
+        self.max_entries = max_entries
         self._now = now
 
     async def create(self, request: AuthorizationRequest, browser_cookie: str) -> Pending:
@@ -92,27 +100,26 @@ class PendingRequests:
             user_id="",
             expires_at=self._now() + self.ttl,
         )
-        await self._save(pending)
+        await self._store.add(
+            _key(pending.id),
+            _data(pending),
+            self.ttl,
+            pool=POOL,
+            max_entries=self.max_entries,
+        )
         return pending
 
     async def _save(self, pending: Pending) -> None:
         remaining = pending.expires_at - self._now()
         if remaining <= 0:
             raise RequestExpired()
-        data = {
-            **pending.request.to_session(),
-            "csrf": pending.csrf,
-            "binding": pending.binding,
-            "user_id": pending.user_id,
-            "expires_at": repr(pending.expires_at),
-        }
-        await self._store.set("authz:" + pending.id, data, remaining)
+        await self._store.set(_key(pending.id), _data(pending), remaining)
 
     async def get(self, pending_id: str | None) -> Pending:
         """The live pending request ``pending_id``; RequestExpired otherwise."""
         if pending_id is None or not well_formed(pending_id):
             raise RequestExpired()
-        data = await self._store.get("authz:" + pending_id)
+        data = await self._store.get(_key(pending_id))
         if not data:
             raise RequestExpired()
         try:
@@ -156,6 +163,22 @@ class PendingRequests:
         await self._save(updated)
         return updated
 
-    async def finish(self, pending: Pending) -> None:
-        """Delete the request: it has been answered."""
-        await self._store.delete("authz:" + pending.id)
+    async def claim(self, pending: Pending) -> None:
+        """Take the request to answer it (code or error): exactly one of concurrent
+        callers returns, the others get RequestExpired."""
+        if await self._store.take(_key(pending.id), pool=POOL) is None:
+            raise RequestExpired()
+
+
+def _key(pending_id: str) -> str:
+    return "authz:" + pending_id
+
+
+def _data(pending: Pending) -> dict[str, str]:
+    return {
+        **pending.request.to_session(),
+        "csrf": pending.csrf,
+        "binding": pending.binding,
+        "user_id": pending.user_id,
+        "expires_at": repr(pending.expires_at),
+    }

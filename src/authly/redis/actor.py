@@ -49,7 +49,14 @@ except ImportError:  # pragma: no cover - exercised by the "dependency missing" 
 
 MAX_BATCH = 512
 QUEUE_SIZE = 65_536
-SCRIPTS = ("sliding_window", "merge_window", "session_set", "heartbeat")
+SCRIPTS = (
+    "sliding_window",
+    "merge_window",
+    "session_set",
+    "session_add",
+    "session_take",
+    "heartbeat",
+)
 
 
 class RedisCommandError(AuthlyError):

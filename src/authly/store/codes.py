@@ -2,6 +2,10 @@
 
 Redeeming is one transaction: a code seen a second time is a replay, and the caller
 revokes everything issued from its first redemption (RFC 6749 §4.1.2, RFC 9700 §4.5).
+A replay can arrive while the first redemption is still issuing its tokens, before
+they are recorded: the replay then marks the code (``replayed_at``), and recording the
+issue reports the mark, so the first redemption revokes what it issued itself. Both
+steps are write transactions, so one of the two always sees the other.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ def redeem(conn: sqlite3.Connection, code_hash: str, now: float) -> Redeemed:
         if row is None:
             return Redeemed(RedeemStatus.UNKNOWN)
         if row["used_at"] is not None:
+            if row["replayed_at"] is None:
+                conn.execute(
+                    "UPDATE authorization_codes SET replayed_at = ? WHERE code_hash = ?",
+                    (now, code_hash),
+                )
             return Redeemed(
                 RedeemStatus.REPLAYED,
                 None,
@@ -95,14 +104,16 @@ def record_issue(
     family_id: str | None,
     access_jti: str,
     access_expires_at: float,
-) -> None:
-    """Remember what the code's redemption issued (for replay revocation)."""
-    conn.execute(
-        "UPDATE authorization_codes SET family_id = ?, access_jti = ?, access_expires_at = ?"
-        " WHERE code_hash = ?",
-        (family_id, access_jti, access_expires_at, code_hash),
-    )
-
-
-def delete_expired(conn: sqlite3.Connection, before: float) -> int:
-    return conn.execute("DELETE FROM authorization_codes WHERE expires_at < ?", (before,)).rowcount
+) -> bool:
+    """Remember what the code's redemption issued (for replay revocation); True if a
+    replay came first, in which case the caller must revoke what it issued."""
+    with write_transaction(conn):
+        conn.execute(
+            "UPDATE authorization_codes SET family_id = ?, access_jti = ?, access_expires_at = ?"
+            " WHERE code_hash = ?",
+            (family_id, access_jti, access_expires_at, code_hash),
+        )
+        row = conn.execute(
+            "SELECT replayed_at FROM authorization_codes WHERE code_hash = ?", (code_hash,)
+        ).fetchone()
+    return row is not None and row["replayed_at"] is not None

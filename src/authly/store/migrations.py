@@ -102,6 +102,9 @@ MIGRATIONS: list[list[str]] = [
         " 'Authly first-party login', NULL, 'none', '[]', '[\"password\", \"refresh_token\"]',"
         ' \'["profile", "email", "offline_access", "admin"]\', 1, 0, 0)',
     ],
+    # 3: a replay seen before the first redemption recorded what it issued; that
+    # redemption then revokes its own tokens (RFC 9700 §4.5, whatever the interleaving).
+    ["ALTER TABLE authorization_codes ADD COLUMN replayed_at REAL"],
 ]
 
 

@@ -186,7 +186,3 @@ def revoke_family_of(
 def revoke_family_tx(conn: sqlite3.Connection, family_id: str, now: float) -> list[AccessRef]:
     with write_transaction(conn):
         return revoke_family(conn, family_id, now)
-
-
-def delete_expired(conn: sqlite3.Connection, now: float) -> int:
-    return conn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now,)).rowcount

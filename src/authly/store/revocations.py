@@ -14,7 +14,3 @@ def add(conn: sqlite3.Connection, entries: Iterable[tuple[str, float]]) -> None:
 
 def is_revoked(conn: sqlite3.Connection, jti: str) -> bool:
     return conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
-
-
-def delete_expired(conn: sqlite3.Connection, now: float) -> int:
-    return conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (now,)).rowcount

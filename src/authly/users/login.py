@@ -1,6 +1,7 @@
 """Password authentication with failed-attempt limits per username and per client IP.
 
-Each attempt first *reserves* a slot in both windows (one atomic check-and-add per key),
+Each attempt first *reserves* a slot in both windows (one atomic check-and-add per key,
+the client IP's first, then the username's; a refusal by the second refunds the first),
 then verifies the password; a successful login hands its slots back. So "5 failed
 attempts per 60 s" holds even for a burst of concurrent attempts: at most the limit can
 be in flight or failed at any moment, and the limiter never fails open.
@@ -52,7 +53,9 @@ class LoginService:
         Error handling: RateLimitExceeded when either window is full; InvalidGrant with
         one wording for unknown user, wrong password or disabled account.
         """
-        keys = (f"login:user:{username_key(username)}", f"login:ip:{client_ip}")
+        # The address first: a request refused on its address never touches (creates)
+        # a username window, so one address cannot flood the limiter with usernames.
+        keys = (f"login:ip:{client_ip}", f"login:user:{username_key(username)}")
         reserved: list[tuple[str, str]] = []
         for key in keys:
             decision = await self._limiter.check_rate_limit(key, self._max, self._window)

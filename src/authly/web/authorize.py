@@ -28,8 +28,9 @@ from authly.oauth.errors import InvalidGrant, OAuthError, RateLimitExceeded
 from authly.oauth.pending import Pending, PendingRequests, new_token, well_formed
 from authly.services import Services
 from authly.store.users import User
-from authly.users.browser_sessions import BrowserSessions
+from authly.users.browser_sessions import BrowserSession, BrowserSessions
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
+from authly.web import static_files
 from authly.web.context import client_ip, services
 from authly.web.pages import (
     BINDING_COOKIE,
@@ -50,9 +51,13 @@ bp = Blueprint(
     __name__,
     url_prefix="/api/v1/oauth",
     template_folder="templates",
-    static_folder="static",
-    static_url_path="/static",
 )
+
+
+@bp.get("/static/<path:filename>", endpoint="static")
+async def static_file(filename: str) -> Response:
+    """The stylesheet (web/static_files.py: a fixed table, so any other name is 404)."""
+    return await static_files.send(filename)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Flow:
         return cls(
             s,
             BrowserSessions(s.sessions, s.db),
-            PendingRequests(s.sessions),
+            s.pending,
             Consents(s.db, s.codes, s.settings.issuer),
         )
 
@@ -94,12 +99,15 @@ async def authorize() -> Response:
         auth_request = await validate_pairs(flow.s.db, pairs)
     except RedirectableError as exc:
         return redirect(flow.consents.error_url(exc), _after_post())
+    current = await _signed_in(flow)
+    if current is None:
+        await _limit_anonymous(flow)
     binding = _binding_cookie()
     fresh_binding = binding is None
     if binding is None:
         binding = new_token()
     pending = await flow.pending.create(auth_request, binding)
-    response = await _proceed(flow, pending)
+    response = await _proceed(flow, pending, current)
     if fresh_binding:
         set_cookie(
             response, flow.s.settings, BINDING_COOKIE, binding, max_age=None, path=BINDING_PATH
@@ -111,19 +119,41 @@ async def authorize() -> Response:
 async def resume() -> Response:
     flow = Flow.current()
     pending = await flow.pending.for_browser(request.args.get("request"), _binding_cookie())
-    return await _proceed(flow, pending)
+    return await _proceed(flow, pending, await _signed_in(flow))
 
 
-async def _proceed(flow: Flow, pending: Pending) -> Response:
+async def _limit_anonymous(flow: Flow) -> None:
+    """Requests from browsers without a login session store a pending request each:
+    at most AUTHLY_AUTHORIZE_RATE_LIMIT per window per client IP (RateLimitExceeded,
+    shown as a 429 page with Retry-After)."""
+    settings = flow.s.settings
+    decision = await flow.s.rate_limit.check_rate_limit(
+        f"authorize:ip:{client_ip()}",
+        settings.authorize_rate_limit,
+        settings.authorize_rate_window,
+    )
+    if not decision.allowed:
+        raise RateLimitExceeded(
+            decision.retry_after,
+            "Too many sign-in requests from your network. Try again in a little while.",
+        )
+
+
+async def _signed_in(flow: Flow) -> tuple[BrowserSession, User] | None:
+    return await flow.sessions.resume(request.cookies.get(SESSION_COOKIE))
+
+
+async def _proceed(
+    flow: Flow, pending: Pending, current: tuple[BrowserSession, User] | None
+) -> Response:
     """Login page, consent page, or the answer: whatever this request needs next."""
-    current = await flow.sessions.resume(request.cookies.get(SESSION_COOKIE))
     if current is None:
         return await _login_page(pending)
     _, user = current
     try:
         check_user_may_grant(pending.request, user)
     except RedirectableError as exc:
-        await flow.pending.finish(pending)
+        await flow.pending.claim(pending)
         return redirect(flow.consents.error_url(exc), _after_post())
     if not await flow.consents.needed(pending.request, user.id):
         return await _approve(flow, pending, user)
@@ -132,8 +162,8 @@ async def _proceed(flow: Flow, pending: Pending) -> Response:
 
 
 async def _approve(flow: Flow, pending: Pending, user: User) -> Response:
-    # Delete first: a second submission finds nothing instead of a second code.
-    await flow.pending.finish(pending)
+    # Take it first: of concurrent submissions exactly one goes on to get a code.
+    await flow.pending.claim(pending)
     try:
         check_user_may_grant(pending.request, user)  # again: the consent form may be old
     except RedirectableError as exc:
@@ -225,13 +255,13 @@ async def consent() -> Response:
     decision = form.get("decision")
     if decision not in ("approve", "deny"):
         return await error_page("Choose Allow or Deny.", 400)
-    current = await flow.sessions.resume(request.cookies.get(SESSION_COOKIE))
+    current = await _signed_in(flow)
     if current is None or current[1].id != pending.user_id:
         # Signed out (or in as someone else) since the page was shown: ask again.
         return redirect(_continue_url(pending), 303)
     _, user = current
     if decision == "deny":
-        await flow.pending.finish(pending)
+        await flow.pending.claim(pending)
         error = denied(pending.request, "The user denied the request.")
         return redirect(flow.consents.error_url(error), 303)
     return await _approve(flow, pending, user)
