@@ -30,9 +30,12 @@ run: $(RUN_STAMP)
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff, mypy --strict on src/, and the import-layer contract (pyproject.toml).
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(RUN_STAMP)
 	$(PY) scripts/bench_core.py

@@ -35,11 +35,11 @@ export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 say() { printf '%s\n' "$*"; }
 die() { printf 'multi_instance: %s\n' "$*" >&2; exit 1; }
 
-# Socket checks shared with the Python scripts (see scripts/benchlib.py).
-benchlib() { "$PY" "$ROOT/scripts/benchlib.py" "$@"; }
-port_free() { benchlib port-free "$1"; }    # exit 0 when nothing listens on 127.0.0.1:PORT
-free_port() { benchlib free-port; }         # never the shared 6379
-redis_ping() { benchlib redis-ping "$1"; }  # exit 0 when a Redis answers PONG on PORT
+# Socket checks shared with the tests and the Python scripts (tests/support/processes.py).
+procs() { "$PY" "$ROOT/tests/support/processes.py" "$@"; }
+port_free() { procs port-free "$1"; }    # exit 0 when nothing listens on 127.0.0.1:PORT
+free_port() { procs free-port; }         # never the shared 6379
+redis_ping() { procs redis-ping "$1"; }  # exit 0 when a Redis answers PONG on PORT
 
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
@@ -112,7 +112,7 @@ wait_health() {  # wait_health PORT PID LOG
             tail -n 20 "$log" >&2 || true
             return 1
         fi
-        if benchlib health "$port"; then
+        if procs health "$port"; then
             return 0
         fi
         sleep 0.2

@@ -13,7 +13,8 @@ from authly.core.backend_factory import (
     get_rate_limit_backend,
     get_session_backend,
 )
-from authly.oauth.errors import RateLimitExceeded
+from authly.errors import RateLimitExceeded
+from tests.conftest import services_of
 from tests.redis_server import requires_redis
 
 
@@ -37,6 +38,15 @@ async def test_helpers_on_memory_enforce_and_raise_429(monkeypatch):
     assert await sessions.get("s") == {"a": "b"}
 
 
+async def test_inside_a_serving_app_the_helpers_share_its_slots(app):
+    """Custom code running beside a serving app gets the app's own slots, so its limits
+    are the server's limits."""
+    services = services_of(app)
+    assert (await get_rate_limit_backend()).slot is services.rate_limit
+    assert await get_cache_backend() is services.cache
+    assert await get_session_backend() is services.sessions
+
+
 @pytest.mark.redis
 @requires_redis
 async def test_helpers_use_redis_from_a_plain_trio_run(redis_server):
@@ -45,7 +55,7 @@ async def test_helpers_use_redis_from_a_plain_trio_run(redis_server):
         """
         import trio
         from authly.core.backend_factory import get_rate_limit_backend
-        from authly.oauth.errors import RateLimitExceeded
+        from authly.errors import RateLimitExceeded
 
         async def main():
             backend = await get_rate_limit_backend()

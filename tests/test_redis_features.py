@@ -106,6 +106,7 @@ async def test_missing_redis_dependency_runs_on_memory(tmp_path):
             async with app.test_app() as test_app:
                 health = await (await test_app.test_client().get("/health")).get_json()
                 print("BACKENDS", sorted(set(health["redis"]["backends"].values())))
+                print("LAST_ERROR", health["redis"]["last_error"]["error"])
 
         trio.run(main)
         """
@@ -116,5 +117,6 @@ async def test_missing_redis_dependency_runs_on_memory(tmp_path):
     err = result.stderr.decode()
     assert result.returncode == 0, err
     assert "Redis dependency not available" in err
-    assert "Redis connection failed, falling back to memory" in err
+    assert "Redis connection failed, falling back to memory: Redis dependency not available" in err
     assert "BACKENDS ['memory']" in result.stdout.decode()
+    assert "LAST_ERROR Redis dependency not available" in result.stdout.decode()

@@ -10,34 +10,13 @@ import trio
 from authly.factory import create_app
 from authly.redis.actor import RedisActor
 from authly.redis.url import parse_redis_url
-from tests.conftest import login, make_settings, services_of
+from tests.conftest import login, services_of
 from tests.redis_server import RedisServer
+from tests.supervisor_helpers import HANG, redis_settings, wait_all
 
 pytestmark = pytest.mark.redis
 
-ALL_FEATURES = {"rate_limit": True, "cache": True, "session": True}
-
-
-def redis_settings(tmp_path, url: str, **redis_overrides):
-    base = make_settings(tmp_path)
-    redis = base.redis.__class__(
-        url=parse_redis_url(url),
-        **ALL_FEATURES,
-        health_interval_ms=100,
-        op_timeout_ms=200,
-        connect_timeout=1,
-    )
-    return base.replace(redis=redis.__class__(**{**redis.__dict__, **redis_overrides}))
-
-
-def on(name: str):
-    return lambda impl: impl.name == name
-
-
-async def wait_all(services, name: str, timeout: float) -> None:
-    with trio.fail_after(timeout):
-        for slot in services.slots():
-            await slot.wait_until(on(name))
+__all__ = ["redis_settings"]  # imported from here by tests/test_redis_features.py
 
 
 async def test_startup_with_redis_logs_and_uses_redis(tmp_path, redis_server, caplog):
@@ -71,14 +50,14 @@ async def test_kill_swaps_to_memory_and_restart_swaps_back(tmp_path, redis_serve
         client = test_app.test_client()
         services = services_of(test_app)
         await redis_server.kill()
-        await wait_all(services, "memory", 1.0)
+        await wait_all(services, "memory")
         health = await (await client.get("/health")).get_json()
         assert health["status"] == "degraded"
         assert health["redis"]["available"] is False
         assert health["redis"]["last_switch"]["to"] == "memory"
         assert (await login(client)).status_code == 200  # still serving
         await redis_server.start()
-        await wait_all(services, "redis", 3.0)
+        await wait_all(services, "redis")
         health = await (await client.get("/health")).get_json()
         assert health["status"] == "healthy"
         assert health["redis"]["last_switch"]["to"] == "redis"
@@ -93,9 +72,9 @@ async def test_pause_swaps_to_memory_and_resume_swaps_back(tmp_path, redis_serve
     async with app.test_app() as test_app:
         services = services_of(test_app)
         redis_server.pause()
-        await wait_all(services, "memory", 1.0)
+        await wait_all(services, "memory")
         redis_server.resume()
-        await wait_all(services, "redis", 3.0)
+        await wait_all(services, "redis")
 
 
 async def test_boot_with_redis_down_then_redis_starts(tmp_path, nursery, caplog):
@@ -109,7 +88,7 @@ async def test_boot_with_redis_down_then_redis_starts(tmp_path, nursery, caplog)
         assert "using memory backends" in caplog.text
         assert (await login(test_app.test_client())).status_code == 200
         await server.start()
-        await wait_all(services, "redis", 3.0)
+        await wait_all(services, "redis")
         await server.stop()
 
 
@@ -120,10 +99,10 @@ async def test_session_written_during_outage_is_in_redis_after_switch_back(
     async with app.test_app() as test_app:
         services = services_of(test_app)
         await redis_server.kill()
-        await wait_all(services, "memory", 1.0)
+        await wait_all(services, "memory")
         await services.sessions.set("outage-session", {"user_id": "u1"}, 300)
         await redis_server.start()
-        await wait_all(services, "redis", 3.0)
+        await wait_all(services, "redis")
         assert await services.sessions.get("outage-session") == {"user_id": "u1"}
         # Another instance (a separate client) sees it in Redis, with its TTL.
         other = RedisActor(parse_redis_url(redis_server.url))
@@ -141,10 +120,10 @@ async def test_rate_limit_windows_survive_a_flap(tmp_path, redis_server):
         for _ in range(3):  # recorded in Redis (and shadowed locally)
             assert (await limiter.check_rate_limit("flap", 5, 60)).allowed
         await redis_server.restart()  # Redis comes back EMPTY, maybe between two probes
-        with trio.fail_after(3):
+        with trio.fail_after(HANG):
             while await other_hits(redis_server) < 3:  # merged back, swap or no swap
                 await trio.sleep(0.02)
-        await wait_all(services, "redis", 3.0)
+        await wait_all(services, "redis")
         # The merge carried the 3 hits back: exactly 2 more are allowed.
         results = [(await limiter.check_rate_limit("flap", 5, 60)).allowed for _ in range(4)]
         assert results == [True, True, False, False]
@@ -168,7 +147,7 @@ async def test_limit_never_fails_open_while_down(tmp_path, redis_server):
         services = services_of(test_app)
         limiter = services.rate_limit
         await redis_server.kill()
-        await wait_all(services, "memory", 1.0)
+        await wait_all(services, "memory")
         allowed = [(await limiter.check_rate_limit("down", 5, 60)).allowed for _ in range(10)]
         assert allowed.count(True) == 5
 
@@ -181,5 +160,5 @@ async def test_request_path_failure_is_answered_from_memory(tmp_path, redis_serv
         services = services_of(test_app)
         await redis_server.kill()
         await services.sessions.set("s", {"a": "1"}, 60)  # answered by memory, no error
-        await wait_all(services, "memory", 1.0)
+        await wait_all(services, "memory")
         assert await services.sessions.get("s") == {"a": "1"}

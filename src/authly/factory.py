@@ -14,6 +14,7 @@ from typing import Any
 import sniffio
 from quart_trio import QuartTrio
 
+from authly import lifecycle
 from authly.config import Settings
 from authly.metrics import Metrics
 from authly.web import admin, auth, authorize, health, oauth, oidc, users
@@ -56,8 +57,6 @@ def create_app(settings: Settings | None = None) -> AuthlyApp:
     """
     if settings is None:
         settings = Settings.from_env(os.environ)
-    from authly import lifecycle
-
     # No app-level /static route: the pages' one file is served by web/static_files.py.
     app = AuthlyApp("authly", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -13,12 +13,15 @@ import time
 from quart_trio import QuartTrio
 
 from authly.config import Settings
+from authly.core.backend_factory import serve_app_backends, stop_serving_app_backends
 from authly.core.redis_runtime import make_slots, start_redis
 from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
 from authly.oauth.authorization import AuthorizationCodes
+from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
+from authly.oauth.registry import Registry
 from authly.services import EXTENSION_KEY, Services
 from authly.store import keys as key_repo
 from authly.store import users as user_repo
@@ -28,6 +31,8 @@ from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys, generate_rsa_key
 from authly.tokens.revocation import RevocationList
 from authly.tokens.service import TokenService
+from authly.users.admin_auth import AdminAuth
+from authly.users.browser_sessions import BrowserSessions
 from authly.users.login import LoginService
 from authly.users.passwords import PasswordHasher
 from authly.users.profiles import UserProfiles
@@ -49,7 +54,7 @@ async def bootstrap_admin(db: Database, hasher: PasswordHasher, settings: Settin
         if await db.run(user_repo.count) == 0:
             log.warning(
                 "no users exist: set AUTHLY_ADMIN_PASSWORD or run "
-                "'authly admin user create --username NAME --password-stdin'"
+                "'authly admin user create --admin --username NAME --password-stdin'"
             )
         return
     if await db.run(user_repo.count) > 0:
@@ -73,6 +78,18 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         keys, issuer=settings.issuer, audience=settings.issuer, ttl=settings.access_token_ttl
     )
     profiles = UserProfiles(db, cache)
+    login = LoginService(
+        db,
+        hasher,
+        rate_limit,
+        profiles,
+        max_failures=settings.login_rate_limit,
+        window_seconds=settings.login_rate_window,
+    )
+    tokens = TokenService(
+        db, access, sessions, RevocationList(db, cache), refresh_ttl=settings.refresh_token_ttl
+    )
+    metadata = MetadataDocument(settings.issuer, db, cache)
     services = Services(
         settings=settings,
         metrics=metrics,
@@ -82,20 +99,14 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         rate_limit=rate_limit,
         cache=cache,
         sessions=sessions,
-        login=LoginService(
-            db,
-            hasher,
-            rate_limit,
-            profiles,
-            max_failures=settings.login_rate_limit,
-            window_seconds=settings.login_rate_window,
-        ),
-        tokens=TokenService(
-            db, access, sessions, RevocationList(db, cache), refresh_ttl=settings.refresh_token_ttl
-        ),
-        codes=AuthorizationCodes(db),
+        login=login,
+        tokens=tokens,
         pending=PendingRequests(sessions, max_entries=settings.pending_requests_max),
-        metadata=MetadataDocument(settings.issuer, db, cache),
+        consents=Consents(db, AuthorizationCodes(db), settings.issuer),
+        browser_sessions=BrowserSessions(sessions, db),
+        admin_auth=AdminAuth(db, sessions, tokens, login),
+        registry=Registry(db, metadata),
+        metadata=metadata,
         profiles=profiles,
         jwks=JwksDocument(keys, cache),
     )
@@ -105,6 +116,7 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         )
         services.owned_scopes.append(await app.nursery.start(services.housekeeper.run))
     runtime = await start_redis(app.nursery, settings.redis, metrics, rate_limit, cache, sessions)
+    serve_app_backends(rate_limit, cache, sessions, runtime)
     services.supervisor = runtime.supervisor
     services.redis_error = runtime.error
     services.owned_scopes.extend(runtime.scopes)
@@ -127,6 +139,7 @@ def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
     async def _stop() -> None:
         services: Services | None = app.extensions.pop(EXTENSION_KEY, None)
         if services is not None:
+            stop_serving_app_backends()
             for scope in reversed(services.owned_scopes):
                 scope.cancel()
             services.db.close()

@@ -56,6 +56,12 @@ class Metrics:
         self.cache_hits = Counter("authly_redis_cache_hits", "Cache hits", registry=r)
         self.cache_misses = Counter("authly_redis_cache_misses", "Cache misses", registry=r)
         self.redis_up = Gauge("authly_redis_up", "1 while Redis answers probes", registry=r)
+        self.redis_failures = Counter(
+            "authly_redis_failures",
+            "Failed Redis calls, each counted once, by who saw it (health_probe, request)",
+            ["seen_by"],
+            registry=r,
+        )
         self.backend_active = Gauge(
             "authly_backend_active",
             "1 for the backend each feature runs on",
@@ -88,6 +94,8 @@ class Metrics:
                 self.backend_switches.labels(feature, backend)
         for result in ("allowed", "denied"):
             self.rate_limit_decisions.labels(result)
+        for seen_by in ("health_probe", "request"):
+            self.redis_failures.labels(seen_by)
 
     def set_backend(self, feature: str, backend: str) -> None:
         for name in BACKENDS:

@@ -1,9 +1,10 @@
-"""The Services bundle kept on the app: everything a request handler may use."""
+"""The Services bundle kept on the app: everything a request handler may use.
+
+Assembled once at start-up (lifecycle.py); handlers only read it.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -13,19 +14,22 @@ from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
 from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
-from authly.oauth.authorization import AuthorizationCodes
+from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
+from authly.oauth.registry import Registry
 from authly.store.db import Database
 from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys
 from authly.tokens.service import TokenService
+from authly.users.admin_auth import AdminAuth
+from authly.users.browser_sessions import BrowserSessions
 from authly.users.login import LoginService
 from authly.users.passwords import PasswordHasher
 from authly.users.profiles import UserProfiles
 
 if TYPE_CHECKING:
-    from authly.supervisor import Supervisor
+    from authly.supervisor import LastError, Supervisor
 
 EXTENSION_KEY = "authly"
 
@@ -42,16 +46,17 @@ class Services:
     sessions: SessionSlot
     login: LoginService
     tokens: TokenService
-    codes: AuthorizationCodes
     pending: PendingRequests
+    consents: Consents
+    browser_sessions: BrowserSessions
+    admin_auth: AdminAuth
+    registry: Registry
     metadata: MetadataDocument
     profiles: UserProfiles
     jwks: JwksDocument
     supervisor: Supervisor | None = None
     housekeeper: Housekeeper | None = None
-    redis_error: str | None = None
-    now: Callable[[], float] = time.time
-    started_at: float = field(default_factory=time.time)
+    redis_error: LastError | None = None  # Redis configured but never tried
     owned_scopes: list[trio.CancelScope] = field(default_factory=list)
 
     def slots(self) -> tuple[RateLimiterSlot, CacheSlot, SessionSlot]:

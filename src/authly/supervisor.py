@@ -2,19 +2,25 @@
 
 States: ``connecting -> up -> down -> probing -> up ...``
 
+This task alone decides and performs every switch, copy and merge, one after the other,
+and records the reason (DESIGN §5 "Ownership"). The request path only answers its own
+call from memory and trips the slots' shared ``Breaker`` (so the next calls go straight
+to memory); the actor only raises ``BackendUnavailable``.
+
 - Start-up: one PING with AUTHLY_REDIS_TIMEOUT decides the first backends; ``run``
   reports readiness (``task_status.started``) only after that, so the app never serves
   before a backend is chosen. Redis down at boot is not fatal: memory, and keep probing.
-- Up: PING every AUTHLY_REDIS_HEALTH_INTERVAL_MS, or at once when a request-path call
-  failed (the actor and the slots call ``report_failure``). The first failed probe
-  switches every Redis feature to memory.
+- Up: PING (+ heartbeat) every AUTHLY_REDIS_HEALTH_INTERVAL_MS, or at once when the
+  breaker trips. A failed probe switches every Redis feature to memory; the reason names
+  who saw the failure first: ``request failed: <error>`` when the breaker had tripped,
+  ``health probe failed: <error>`` otherwise. A tripped breaker whose probe passes is a
+  false alarm: what was written to memory meanwhile is carried back, the breaker closes,
+  and nothing switches.
 - Down: probe with backoff (interval doubling, capped at 1 s so a returning Redis is
-  used within ≈ 2 s); after ``good_probes`` consecutive successes, switch back and
-  carry state over: sessions written to memory are copied to Redis with their remaining
-  TTL, memory rate-limit windows are merged into Redis (by member, so nothing counts
-  twice), and the memory cache is dropped (other instances may have changed things).
-- While up, each probe also refreshes this instance's heartbeat and learns how many
-  instances share the Redis; while down, limits are divided by that number.
+  used within ≈ 2 s); after ``good_probes`` consecutive successes, carry state over
+  (backends/reconcile.py) and switch back (reason ``redis recovered``).
+- While up, each probe refreshes this instance's heartbeat and pushes the number of
+  instances sharing the Redis to the rate-limit slot (limits are divided by it on memory).
 """
 
 from __future__ import annotations
@@ -28,21 +34,34 @@ from typing import Any
 
 import trio
 
+from authly.backends.reconcile import REDIS_ERRORS, Reconciler
 from authly.backends.redis import PREFIX, RedisCache, RedisRateLimiter, RedisSessionStore
-from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot, Slot
+from authly.backends.slot import (
+    Breaker,
+    CacheSlot,
+    FailureReport,
+    RateLimiterSlot,
+    SessionSlot,
+    Slot,
+)
 from authly.config import RedisSettings
 from authly.errors import BackendUnavailable
 from authly.metrics import Metrics
-from authly.redis.actor import RedisActor
+from authly.redis.actor import ConnectionLost, RedisActor, mask_password
 
 log = logging.getLogger("authly.supervisor")
 
 MAX_BACKOFF = 1.0
+FALLBACK_LINE = "Redis connection failed, falling back to memory: %s"
 FEATURE_LOG = {
     "rate_limit": "Using Redis rate limiting backend",
     "cache": "Using Redis caching backend",
     "session": "Using Redis session backend",
 }
+
+
+def iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 @dataclass(frozen=True)
@@ -55,12 +74,23 @@ class Switch:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time)),
+            "time": iso(self.time),
             "feature": self.feature,
             "from": self.from_backend,
             "to": self.to_backend,
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class LastError:
+    """The last failure seen (by a probe or a request), shown in /health."""
+
+    time: float
+    error: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"time": iso(self.time), "error": self.error}
 
 
 class Supervisor:
@@ -82,55 +112,46 @@ class Supervisor:
         self.state = "connecting"
         self.instances_seen = 1
         self.last_switch: Switch | None = None
+        self.last_error: LastError | None = None
+        self.breaker = Breaker()
+        self.probes = 0  # probes done so far (``wait_for_probes``)
+        self._probed = trio.Event()
         self.instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._interval = settings.health_interval_ms / 1000
         self._op_timeout = settings.op_timeout_ms / 1000
-        self._wake = trio.Event()
+        self._logged_error: str | None = None  # last error logged while down
+        self._logged_alarm: str | None = None  # last false alarm logged while up
         self._rate_limit = rate_limit
-        self._cache = cache
-        self._sessions = sessions
-        self._redis_limiter = RedisRateLimiter(actor)
-        self._redis_cache = RedisCache(actor)
-        self._redis_sessions = RedisSessionStore(actor)
         self._managed: list[tuple[Slot[Any, Any], Any]] = []
         for slot, impl in (
-            (rate_limit, self._redis_limiter),
-            (cache, self._redis_cache),
-            (sessions, self._redis_sessions),
+            (rate_limit, RedisRateLimiter(actor)),
+            (cache, RedisCache(actor)),
+            (sessions, RedisSessionStore(actor)),
         ):
             if settings.uses_redis(slot.feature):
                 self._managed.append((slot, impl))
-                slot.on_failure = self.report_failure
-        rate_limit.instances = lambda: self.instances_seen
+                slot.breaker = self.breaker
+        self.reconciler = Reconciler(
+            actor,
+            rate_limit=rate_limit if settings.uses_redis("rate_limit") else None,
+            cache=cache if settings.uses_redis("cache") else None,
+            sessions=sessions if settings.uses_redis("session") else None,
+        )
 
     @property
     def available(self) -> bool:
         return self.state == "up"
 
-    def report_failure(self, error: BaseException) -> None:
-        """Called when a Redis call failed: the breaker.
-
-        The failure is evidence enough, so the switch to memory happens here and now
-        (before the failing request makes its next call), and the loop is woken to
-        start probing for the way back. Waiting for a probe instead would cost every
-        request another op timeout while Redis hangs.
-        """
-        if self.state == "up":
-            self._go_down(f"request failed: {error}")
-        self._wake.set()
+    async def wait_for_probes(self, count: int) -> None:
+        """Return once ``count`` probes have been done in all (for tests and scripts)."""
+        while self.probes < count:
+            await self._probed.wait()
 
     async def run(
         self, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED
     ) -> None:
         with trio.CancelScope() as scope:
-            if await self._probe(self.settings.connect_timeout):
-                log.info("Redis connection initialized successfully")
-                log.info("Redis integration enabled")
-                await self._go_up("startup", announce=True)
-            else:
-                log.warning("Redis connection failed, falling back to memory")
-                log.warning("using memory backends")
-                self._go_down("startup: Redis unreachable")
+            await self._start()
             task_status.started(scope)
             while True:
                 if self.state == "up":
@@ -138,12 +159,37 @@ class Supervisor:
                 else:
                     await self._recover()
 
+    async def _start(self) -> None:
+        error = await self._probe(self.settings.connect_timeout)
+        if error is None:
+            log.info("Redis connection initialized successfully")
+            log.info("Redis integration enabled")
+            error = await self._promote("startup", announce=True)
+            if error is None:
+                return
+            if self.state == "up":  # failed after the swap (not at start-up in practice)
+                self._go_down(f"health probe failed: {error}", error)
+                return
+        self.state = "down"
+        log.warning(FALLBACK_LINE, error)
+        log.warning("using memory backends")
+        self._logged_error = error
+
     async def _watch_up(self) -> None:
         with trio.move_on_after(self._interval):
-            await self._wake.wait()
-        self._wake = trio.Event()
-        if self.state == "up" and not await self._probe(self._op_timeout):
-            self._go_down("health probe failed")
+            await self.breaker.wait()
+        report = self._take_report()
+        error = await self._probe(self._op_timeout)
+        if error is not None:  # the reason names who saw it first; the error is the latest
+            seen = f"request failed: {report.error}" if report else f"health probe failed: {error}"
+            self._go_down(seen, error)
+        elif self.breaker.tripped:
+            if report is not None and report.error != self._logged_alarm:
+                self._logged_alarm = report.error
+                log.info("a Redis call failed (%s) but Redis answers its probe", report.error)
+            error = await self._promote(None)
+            if error is not None:
+                self._go_down(f"health probe failed: {error}", error)
 
     async def _recover(self) -> None:
         backoff = self._interval
@@ -151,36 +197,83 @@ class Supervisor:
         while good < self.good_probes:
             await trio.sleep(backoff if good == 0 else min(self._interval, 0.2))
             self.state = "probing"
-            if await self._probe(self._op_timeout):
+            error = await self._probe(self._op_timeout)
+            if error is None:
                 good += 1
-            else:
-                good = 0
-                self.state = "down"
-                backoff = min(backoff * 2, MAX_BACKOFF)
-        self._wake = trio.Event()
-        await self._go_up("Redis answered again")
+                continue
+            good = 0
+            self.state = "down"
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            if error != self._logged_error:  # once per change of error, not per probe
+                log.warning("Redis still unavailable: %s", error)
+                self._logged_error = error
+        error = await self._promote("redis recovered")
+        if error is None:
+            return
+        if self.state == "up":  # it failed after the swap: straight back to memory
+            self._go_down(f"health probe failed: {error}", error)
+            return
+        self.state = "down"
+        log.warning("switch back to Redis called off, staying on memory: %s", error)
+        self._logged_error = error
 
-    async def _probe(self, timeout: float) -> bool:
+    def _take_report(self) -> FailureReport | None:
+        report = self.breaker.take()
+        if report is not None:
+            self.metrics.redis_failures.labels("request").inc(report.count)
+            self._note_error(report.error, report.time)
+        return report
+
+    def _note_error(self, error: str, when: float | None = None) -> None:
+        when = time.time() if when is None else when
+        if self.last_error is not None and when < self.last_error.time:
+            return  # an older report, taken late
+        password = self.settings.url.password if self.settings.url else None
+        self.last_error = LastError(when, mask_password(error, password))
+
+    def _own_call_failed(self, error: str) -> str:
+        """Count and record a failure seen by one of this task's own calls."""
+        self.metrics.redis_failures.labels("health_probe").inc()
+        self.metrics.redis_up.set(0)
+        self._note_error(error)
+        return error
+
+    async def _ping(self, timeout: float) -> None:
         try:
-            ok = await self.actor.execute("PING", timeout=timeout) is True
-            if ok:
-                seen, data_lost = await self.actor.run_script(
-                    "heartbeat",
-                    [PREFIX + "instances", PREFIX + "epoch"],
-                    [self.instance_id, max(int(self._interval * 3000), 3000)],
-                    timeout=timeout,
-                )
-                self.instances_seen = int(seen)
-                if int(data_lost) and self.state == "up":
-                    # Redis restarted empty between two probes (or was flushed) without
-                    # any call failing: put back what this instance knows.
-                    log.warning("Redis lost its data; merging local rate-limit windows back")
-                    await self._merge_rate_limits()
-        except BackendUnavailable:
-            ok = False
-        self.metrics.redis_up.set(1 if ok else 0)
-        self.metrics.redis_connections_active.set(self.actor.statistics().connections)
-        return ok
+            reply = await self.actor.execute("PING", timeout=timeout)
+        except ConnectionLost:
+            # Maybe a connection left over from before a Redis restart: ask once more on
+            # a fresh one, which also says why Redis is unusable (refused, WRONGPASS, ...).
+            reply = await self.actor.execute("PING", timeout=timeout)
+        if reply is not True:
+            raise BackendUnavailable(f"unexpected PING reply {reply!r}")
+
+    async def _probe(self, timeout: float) -> str | None:
+        """None when Redis answered PING and the heartbeat; otherwise why not."""
+        try:
+            await self._ping(timeout)
+            seen, data_lost = await self.actor.run_script(
+                "heartbeat",
+                [PREFIX + "instances", PREFIX + "epoch"],
+                [self.instance_id, max(int(self._interval * 3000), 3000)],
+                timeout=timeout,
+            )
+            self.instances_seen = int(seen)
+            self._rate_limit.instances = self.instances_seen
+            if int(data_lost) and self.state == "up":
+                # Redis restarted empty between two probes (or was flushed) without
+                # any call failing: put back what this instance knows.
+                log.warning("Redis lost its data; merging local rate-limit windows back")
+                await self.reconciler.merge_rate_limits(force=True)
+        except REDIS_ERRORS as exc:
+            return self._own_call_failed(str(exc))
+        finally:
+            self.metrics.redis_connections_active.set(self.actor.statistics().connections)
+            self.probes += 1
+            self._probed.set()
+            self._probed = trio.Event()
+        self.metrics.redis_up.set(1)
+        return None
 
     def _switch(self, slot: Slot[Any, Any], impl: Any, reason: str) -> None:
         previous = slot.backend_name
@@ -197,52 +290,47 @@ class Supervisor:
             reason,
         )
 
-    def _go_down(self, reason: str) -> None:
+    def _go_down(self, reason: str, error: str) -> None:
         self.state = "down"
         self.metrics.redis_up.set(0)
+        log.warning(FALLBACK_LINE, error)
+        self._logged_error = error
         for slot, _ in self._managed:
             if slot.current is not slot.memory:
                 self._switch(slot, slot.memory, reason)
+        # Failures of calls still in flight on Redis are this outage's; drop them.
+        self._take_report()
+        self.breaker.close()
 
-    async def _go_up(self, reason: str, *, announce: bool = False) -> None:
-        sessions_mark = await self._copy_sessions(0)
+    async def _promote(self, reason: str | None, *, announce: bool = False) -> str | None:
+        """Carry memory state into Redis, then put every feature on Redis and close the
+        breaker. ``reason`` None: the features are on Redis already (a false alarm).
+        Returns None, or the error that stopped it (then nothing was dropped)."""
+        rec = self.reconciler
+        try:
+            mark, _ = await rec.copy_sessions(0)
+            await rec.merge_rate_limits(force=reason is not None)
+            mark, quiet = await rec.copy_sessions(mark)
+        except REDIS_ERRORS as exc:
+            return self._own_call_failed(str(exc))
+        # No await from the last (quiet) export to here: nothing was written in between.
         self.state = "up"
+        self.metrics.redis_up.set(1)
+        self._logged_error = None
+        if reason is not None:
+            self._logged_alarm = None
         for slot, impl in self._managed:
             if slot.current is not impl:
-                self._switch(slot, impl, reason)
+                self._switch(slot, impl, reason or "redis recovered")
             if announce:
                 log.info(FEATURE_LOG[slot.feature])
-        # Second pass: sessions written to memory between the first copy and the swap.
-        await self._copy_sessions(sessions_mark, clear=True)
-        await self._merge_rate_limits()
-        if self.settings.cache:
-            self._cache.memory.clear()
-
-    async def _copy_sessions(self, since: int, *, clear: bool = False) -> int:
-        if not self.settings.session:
-            return since
-        items, mark = self._sessions.memory.export(since)
+        self.breaker.close()
+        rec.settle(mark)
         try:
-            for session_id, data, ttl in items:
-                await self._redis_sessions.set(session_id, data, ttl)
-        except BackendUnavailable:
-            log.warning("could not copy %d sessions to Redis; kept in memory", len(items))
-            return since
-        if clear:
-            self._sessions.memory.clear()
-        if items:
-            log.info("copied %d sessions from memory to Redis", len(items))
-        return mark
-
-    async def _merge_rate_limits(self) -> None:
-        if not self.settings.rate_limit:
-            return
-        windows = self._rate_limit.memory.export()
-        try:
-            for key, window, hits in windows:
-                await self._redis_limiter.merge(key, window, hits)
-        except BackendUnavailable:
-            log.warning("could not merge rate-limit windows into Redis")
-            return
-        if windows:
-            log.info("merged %d rate-limit windows into Redis", len(windows))
+            if not quiet:  # writes never stopped: copy the last ones now
+                mark, _ = await rec.copy_sessions(mark)
+                rec.settle(mark)
+            await rec.merge_rate_limits(force=reason is not None)
+        except REDIS_ERRORS as exc:
+            return self._own_call_failed(str(exc))
+        return None

@@ -9,16 +9,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import authly_env
+from tests.support.processes import ServerProcess
 
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start a ServerProcess in ``tmp_path`` (not waiting for health); reaped at teardown."""
+    """Start a ServerProcess in ``tmp_path`` (not waiting for health; by default
+    ``authly serve`` with ``authly_env``); reaped at teardown."""
     started: list[ServerProcess] = []
 
     def factory(**kwargs: Any) -> ServerProcess:
         kwargs.setdefault("name", f"server{len(started)}")
+        kwargs.setdefault("env", authly_env(tmp_path / "authly.db"))
         server = ServerProcess(tmp_path, **kwargs)
         started.append(server)
         return server.start()

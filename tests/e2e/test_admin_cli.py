@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import ADMIN_PASSWORD, ServerProcess, authly_env, free_port, run_cli
+from tests.e2e.server import ADMIN_PASSWORD, authly_env, run_cli
+from tests.support.processes import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
 

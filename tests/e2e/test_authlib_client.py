@@ -21,9 +21,11 @@ import authlib.deprecate  # noqa: F401
 import httpx
 import pytest
 
-from tests.e2e.oauth_support import AUTHORIZE, ME, TOKEN, Spawn, register_client, start_server
-from tests.e2e.server import ADMIN_PASSWORD, ServerProcess
+from tests.e2e.oauth_support import AUTHORIZE, ME, TOKEN, Spawn, start_server
+from tests.e2e.server import ADMIN_PASSWORD
 from tests.html_forms import form_posting_to
+from tests.support.processes import ServerProcess
+from tests.support.store import register_client
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")

@@ -24,10 +24,10 @@ from tests.e2e.oauth_support import (
     TOKEN,
     Spawn,
     profile,
-    register_client,
     start_server,
 )
 from tests.e2e.server import ADMIN_PASSWORD
+from tests.support.store import register_client
 from tests.web.browser import pkce_pair
 
 CHROMIUM = "/usr/bin/chromium"

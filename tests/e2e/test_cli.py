@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import ServerProcess, authly_env, free_port, login, me, run_cli, serve_argv
+from tests.e2e.server import authly_env, login, me, run_cli
+from tests.support.processes import ServerProcess, free_port, serve_argv
 
 pytestmark = pytest.mark.e2e
 

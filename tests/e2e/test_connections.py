@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import ServerProcess, authly_env, free_port, hypercorn_argv, serve_argv
+from tests.e2e.server import authly_env, hypercorn_argv
+from tests.support.processes import ServerProcess, free_port, serve_argv
 
 pytestmark = pytest.mark.e2e
 

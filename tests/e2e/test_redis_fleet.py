@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
 
-from tests.e2e.redis_proc import RedisProcess
-from tests.e2e.server import ADMIN_PASSWORD, ServerProcess, authly_env
-from tests.redis_server import REDIS_SERVER
+from tests.e2e.server import ADMIN_PASSWORD, authly_env, run_cli
+from tests.support.processes import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 # The burst comes from 127.0.0.1; X-Forwarded-For (trusted from loopback here) gives
 # each phase its own client address, so per-IP windows of one phase do not spill over.
 TRUSTED = "127.0.0.1/32"
-
-
-@pytest.fixture
-def redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server not installed")
-    server = RedisProcess(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def fleet_env(tmp_path: Path, redis_url: str, **extra: str) -> dict[str, str]:
@@ -66,12 +53,16 @@ def backends(server: ServerProcess) -> set[str]:
     return set(body["redis"]["backends"].values())
 
 
-def wait_backends(servers: list[ServerProcess], name: str, timeout: float) -> float:
-    started = time.monotonic()
+# How long a switch may take before the test calls it a hang. Not a timing assertion:
+# how fast switches happen is measured by scripts/chaos.py (docs/benchmarks.md).
+HANG = 30.0
+
+
+def wait_backends(servers: list[ServerProcess], name: str, timeout: float = HANG) -> None:
+    deadline = time.monotonic() + timeout
     while not all(backends(s) == {name} for s in servers):
-        assert time.monotonic() - started < timeout, f"not all on {name} within {timeout}s"
+        assert time.monotonic() < deadline, f"not all on {name} within {timeout}s"
         time.sleep(0.02)
-    return time.monotonic() - started
 
 
 async def burst(servers: list[ServerProcess], username: str, client_ip: str, n: int) -> Counter:
@@ -96,43 +87,21 @@ async def burst(servers: list[ServerProcess], username: str, client_ip: str, n: 
 
 
 def create_user(server: ServerProcess, username: str) -> None:
-    env = server.env
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "authly",
-            "admin",
-            "user",
-            "create",
-            "--username",
-            username,
-            "--password-stdin",
-        ],
-        input="victim-password-1\n",
-        env=env,
-        cwd=server.workdir,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    args = ("admin", "user", "create", "--username", username, "--password-stdin")
+    result = run_cli(args, server.env, server.workdir, stdin="victim-password-1\n")
     assert result.returncode == 0, result.stderr
 
 
-async def test_three_instances_burst_gets_exactly_the_limit(tmp_path, redis_proc):
-    servers = start_fleet(tmp_path, fleet_env(tmp_path, redis_proc.url), 3)
+async def test_three_instances_burst_gets_exactly_the_limit(tmp_path, redis_server):
+    servers = start_fleet(tmp_path, fleet_env(tmp_path, redis_server.url), 3)
     try:
         create_user(servers[0], "victim")
         statuses = await burst(servers, "victim", "192.0.2.10", 100)
         assert statuses == Counter({401: 5, 429: 95}), statuses
 
         # Redis down: every instance falls back to memory with limit // instances each.
-        redis_proc.kill()
-        wait_backends(servers, "memory", 2.0)
+        await redis_server.kill()
+        wait_backends(servers, "memory")
         statuses = await burst(servers, "victim2", "192.0.2.20", 100)
         assert statuses[401] <= 5, statuses
         assert statuses[401] + statuses[429] == 100, statuses
@@ -141,23 +110,23 @@ async def test_three_instances_burst_gets_exactly_the_limit(tmp_path, redis_proc
             server.kill()
 
 
-async def test_session_from_outage_readable_on_another_instance(tmp_path, redis_proc):
-    env = fleet_env(tmp_path, redis_proc.url)
+async def test_session_from_outage_readable_on_another_instance(tmp_path, redis_server):
+    env = fleet_env(tmp_path, redis_server.url)
     a, b = start_fleet(tmp_path, env, 2)
     try:
         with httpx.Client(timeout=5) as client:
-            redis_proc.kill()
-            wait_backends([a], "memory", 2.0)
+            await redis_server.kill()
+            wait_backends([a], "memory")
             tokens = client.post(
                 a.url("/api/v1/auth/login"),
                 json={"username": "admin", "password": ADMIN_PASSWORD},
             ).json()
             bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
             # b is also on memory: it does not know the session yet.
-            wait_backends([b], "memory", 2.0)
+            wait_backends([b], "memory")
             assert client.get(b.url("/api/v1/auth/session"), headers=bearer).status_code == 401
-            redis_proc.start()  # same port, empty data
-            wait_backends([a, b], "redis", 3.0)
+            await redis_server.start()  # same port, empty data
+            wait_backends([a, b], "redis")
             response = client.get(b.url("/api/v1/auth/session"), headers=bearer)
             assert response.status_code == 200, response.text
             assert response.json()["client_id"] == "authly"
@@ -166,60 +135,81 @@ async def test_session_from_outage_readable_on_another_instance(tmp_path, redis_
         b.kill()
 
 
-def _stream(servers_url: str, stop_at: float, results: list[tuple[int, float]]) -> None:
-    """A steady stream of logins and /users/me calls (bounded by time)."""
-    with httpx.Client(timeout=5) as client:
-        token = client.post(
-            servers_url + "/api/v1/auth/login",
-            json={"username": "admin", "password": ADMIN_PASSWORD},
-        ).json()["access_token"]
-        i = 0
-        while time.monotonic() < stop_at and i < 20_000:
-            i += 1
-            started = time.monotonic()
-            if i % 2:
-                response = client.post(
-                    servers_url + "/api/v1/auth/login",
-                    json={"username": "admin", "password": ADMIN_PASSWORD},
-                )
-            else:
-                response = client.get(
-                    servers_url + "/api/v1/users/me",
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            results.append((response.status_code, time.monotonic() - started))
-            time.sleep(0.005)
+class Stream:
+    """A steady stream of logins and /users/me calls from a thread, until stopped
+    (bounded: at most 20,000 requests or 120 s)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.statuses: list[int] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.stopped.set()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 120.0
+        with httpx.Client(timeout=30) as client:
+            login = {"username": "admin", "password": ADMIN_PASSWORD}
+            token = client.post(self.base_url + "/api/v1/auth/login", json=login).json()
+            bearer = {"Authorization": f"Bearer {token['access_token']}"}
+            i = 0
+            while not self.stopped.is_set() and time.monotonic() < deadline and i < 20_000:
+                i += 1
+                if i % 2:
+                    response = client.post(self.base_url + "/api/v1/auth/login", json=login)
+                else:
+                    response = client.get(self.base_url + "/api/v1/users/me", headers=bearer)
+                self.statuses.append(response.status_code)
+                time.sleep(0.005)
+
+    def wait_for(self, more: int) -> None:
+        """Until the stream has made ``more`` further requests (a hang detector bounds it)."""
+        target = len(self.statuses) + more
+        deadline = time.monotonic() + HANG
+        while len(self.statuses) < target:
+            assert not self.stopped.is_set(), "the stream ended early"
+            assert time.monotonic() < deadline, "the stream stalled"
+            time.sleep(0.01)
 
 
 @pytest.mark.parametrize("outage", ["kill", "pause", "restart"])
-async def test_requests_keep_answering_through_an_outage(tmp_path, redis_proc, outage):
-    env = fleet_env(tmp_path, redis_proc.url, AUTHLY_LOGIN_RATE_LIMIT="100000")
+async def test_requests_keep_answering_through_an_outage(tmp_path, redis_server, outage):
+    """Every request is answered (200) before, during and after the outage, and the
+    instance switches to memory once and back. Latency through outages is measured by
+    scripts/chaos.py, not asserted here."""
+    env = fleet_env(tmp_path, redis_server.url, AUTHLY_LOGIN_RATE_LIMIT="100000")
     (server,) = start_fleet(tmp_path, env, 1)
-    results: list[tuple[int, float]] = []
-    op_timeout = 0.25
+    stream = Stream(server.base_url)
     try:
         async with trio.open_nursery() as nursery:
-            stop_at = time.monotonic() + 6.0
-            nursery.start_soon(trio.to_thread.run_sync, _stream, server.base_url, stop_at, results)
-            await trio.sleep(1.0)
-            if outage == "restart":  # back at once: maybe no probe ever sees it down
-                redis_proc.kill()
-                redis_proc.start()
-                detected = 0.0
-            else:
-                redis_proc.pause() if outage == "pause" else redis_proc.kill()
-                detected = await trio.to_thread.run_sync(wait_backends, [server], "memory", 1.0)
-                await trio.sleep(1.0)
-                redis_proc.resume() if outage == "pause" else redis_proc.start()
-            recovered = await trio.to_thread.run_sync(wait_backends, [server], "redis", 3.0)
-        statuses = Counter(code for code, _ in results)
+            nursery.start_soon(trio.to_thread.run_sync, stream.run)
+            try:
+                await trio.to_thread.run_sync(stream.wait_for, 20)
+                if outage == "restart":  # back at once: maybe no probe ever sees it down
+                    await redis_server.restart()
+                else:
+                    if outage == "pause":
+                        redis_server.pause()
+                    else:
+                        await redis_server.kill()
+                    await trio.to_thread.run_sync(wait_backends, [server], "memory")
+                    await trio.to_thread.run_sync(stream.wait_for, 20)  # served from memory
+                    if outage == "pause":
+                        redis_server.resume()
+                    else:
+                        await redis_server.start()
+                await trio.to_thread.run_sync(wait_backends, [server], "redis")
+                await trio.to_thread.run_sync(stream.wait_for, 20)
+            finally:
+                stream.stopped.set()
+        statuses = Counter(stream.statuses)
         assert set(statuses) == {200}, statuses
-        slowest = max(latency for _, latency in results)
-        assert slowest < op_timeout + 0.1, f"slowest request {slowest:.3f}s"
-        assert detected <= 1.0
-        assert recovered <= 3.0
         if outage != "restart":
-            metrics = httpx.get(server.url("/metrics"), timeout=2).text
+            metrics = httpx.get(server.url("/metrics"), timeout=5).text
             switched = re.search(
                 r'authly_backend_switches_total\{feature="rate_limit",to="memory"\} (\S+)', metrics
             )

@@ -13,17 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import (
-    ADMIN_PASSWORD,
-    ServerProcess,
-    authly_env,
-    free_port,
-    login,
-    me,
-    port_is_free,
-    refresh,
-    serve_argv,
-)
+from tests.e2e.server import ADMIN_PASSWORD, authly_env, login, me, refresh
+from tests.support.processes import ServerProcess, free_port, port_is_free, serve_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -124,15 +115,16 @@ def test_two_processes_share_sqlite(spawn: Spawn, http: httpx.Client, tmp_path: 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_sigterm_and_sigint_shutdown_within_2s(spawn: Spawn, sig: signal.Signals) -> None:
+def test_sigterm_and_sigint_shut_down_cleanly(spawn: Spawn, sig: signal.Signals) -> None:
+    """The server exits 0 and frees its port while a client still holds an idle
+    keep-alive connection open (the connection must not hold up the shutdown). How
+    long shutdown takes is measured by scripts, not asserted here."""
     server = spawn()
     server.wait_healthy()
-    # Hold an idle keep-alive connection open across the shutdown: it must not delay it.
     with httpx.Client(timeout=5.0) as client:
         assert client.get(server.url("/health")).status_code == 200
-        code, elapsed = server.stop(sig, timeout=10.0)
+        code, _ = server.stop(sig, timeout=30.0)
     assert code == 0, server.output()
-    assert elapsed < 2.0, f"{sig.name}: exit took {elapsed:.2f}s"
     assert port_is_free(server.port)
     assert "Traceback" not in server.stderr()
 
@@ -155,10 +147,9 @@ def test_workers_2(spawn: Spawn) -> None:
         codes = list(pool.map(one_login, range(20)))
     assert codes == [200] * 20, server.output()
 
-    code, elapsed = server.stop(signal.SIGTERM, timeout=10.0)
+    code, _ = server.stop(signal.SIGTERM, timeout=30.0)
     assert code == 0, server.output()
-    assert elapsed < 5.0, f"exit took {elapsed:.2f}s"
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + 30.0  # a hang detector, not a timing assertion
     while server.group_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not server.group_alive(), "worker processes outlived the server"

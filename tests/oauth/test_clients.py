@@ -2,13 +2,13 @@ import base64
 
 import pytest
 
+from authly.errors import InvalidClient, InvalidRequest
 from authly.oauth.clients import (
     authenticate,
     credentials_from,
     hash_secret,
     redirect_uri_matches,
 )
-from authly.oauth.errors import InvalidClient, InvalidRequest
 from authly.oauth.redirect_uris import check_registrable, parse
 from authly.store.clients import ClientRow
 

@@ -1,7 +1,7 @@
 import pytest
 
+from authly.errors import InvalidGrant, InvalidRequest
 from authly.oauth import pkce
-from authly.oauth.errors import InvalidGrant, InvalidRequest
 
 # RFC 7636 Appendix B.
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"

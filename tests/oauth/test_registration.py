@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from authly.oauth.errors import InvalidRequest
+from authly.errors import InvalidRequest
 from authly.oauth.registration import (
     ClientValues,
     check_client,

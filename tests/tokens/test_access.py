@@ -2,7 +2,7 @@
 
 import pytest
 
-from authly.oauth.errors import InvalidToken
+from authly.errors import InvalidToken
 from authly.store.keys import SigningKeyRow
 from authly.tokens.access import VERIFIED_CACHE_SIZE, AccessTokens
 from authly.tokens.keys import SigningKeys, generate_rsa_key

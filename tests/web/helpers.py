@@ -9,12 +9,12 @@ from typing import Any
 
 from authly.config import Settings
 from authly.factory import create_app
-from authly.oauth.clients import hash_secret
 from authly.store import clients as client_repo
 from authly.store import users as user_repo
 from authly.store.clients import ClientRow
 from authly.store.users import User
 from tests.conftest import services_of
+from tests.support.store import client_row
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
@@ -84,29 +84,13 @@ async def running_app(settings: Settings) -> AsyncIterator[Any]:
         yield test_app
 
 
-async def register_client(
-    app: Any,
-    client_id: str,
-    *,
-    secret: str | None = None,
-    auth_method: str = "none",
-    redirect_uris: tuple[str, ...] = (),
-    grant_types: tuple[str, ...] = ("password", "refresh_token"),
-    scopes: tuple[str, ...] = ("profile", "email", "offline_access", "admin"),
-    first_party: bool = False,
-) -> ClientRow:
-    """Register a client straight in the store (the admin API has its own tests)."""
-    now = time.time()
-    row = ClientRow(
-        client_id=client_id,
-        name=client_id,
-        secret_hash=hash_secret(secret) if secret else None,
-        auth_method=auth_method,
-        redirect_uris=redirect_uris,
-        grant_types=grant_types,
-        scopes=scopes,
-        first_party=first_party,
-        created_at=now,
-        updated_at=now,
-    )
+async def register_client(app: Any, client_id: str, **fields: Any) -> ClientRow:
+    """Register a client straight in the store (the admin API has its own tests); the
+    fields of tests.support.store.client_row, with defaults for these tests."""
+    defaults = {
+        "name": client_id,
+        "grant_types": ("password", "refresh_token"),
+        "scopes": ("profile", "email", "offline_access", "admin"),
+    }
+    row = client_row(client_id, **(defaults | fields))
     return await services_of(app).db.run(client_repo.insert, row)

@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from authly.backends.memory import MemorySessionStore
-from authly.oauth.errors import InvalidToken
+from authly.errors import InvalidToken
 from authly.users.admin_auth import IDLE_TTL, MAX_AGE, AdminAuth
 from tests.conftest import ADMIN_PASSWORD, services_of
 from tests.web.admin_client import (

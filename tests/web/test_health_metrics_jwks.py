@@ -48,6 +48,7 @@ async def test_health_body_is_exactly_the_documented_shape(client):
             "features": {"rate_limit": False, "cache": False, "session": False},
             "backends": {"rate_limit": "memory", "cache": "memory", "session": "memory"},
             "last_switch": None,
+            "last_error": None,
         },
     }
 

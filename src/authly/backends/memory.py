@@ -242,6 +242,11 @@ class _ExpiringMap(Generic[V]):
     def clear(self) -> None:
         self._items.clear()
 
+    def discard_through(self, mark: int) -> None:
+        """Drop the items last written at or before sequence ``mark`` (copied elsewhere)."""
+        for key in [k for k, (_, seq, _) in self._items.items() if seq <= mark]:
+            del self._items[key]
+
     def export(self, since: int = 0) -> tuple[list[tuple[str, V, float]], int]:
         """Items written after sequence ``since`` as (key, value, remaining ttl), and the
         highest sequence seen (pass it back as ``since`` to get only later writes)."""
@@ -376,6 +381,10 @@ class MemorySessionStore:
             items += found
             high = max(high, mark)
         return items, high
+
+    def discard_through(self, mark: int) -> None:
+        for candidate in self._maps():
+            candidate.discard_through(mark)
 
     def clear(self) -> None:
         for candidate in self._maps():

@@ -1,4 +1,4 @@
-"""One narrow protocol per feature; each has a memory and (later) a Redis implementation."""
+"""One narrow protocol per feature; each has a memory and a Redis implementation."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Redis implementations of the backend protocols, over the client actor.
 
-Only app/lifecycle/supervisor import this module. Every method either answers or raises
-BackendUnavailable (the slot then answers from memory); Redis error replies surface as
-RedisCommandError, which is a bug, not an outage, and propagates.
+Only the supervisor (and its helper backends/reconcile.py) imports this module. Every
+method either answers or raises BackendUnavailable (the slot then answers from memory;
+replies that mean Redis refuses us, such as NOPERM or WRONGPASS, count as that); other
+Redis error replies surface as RedisCommandError, which is a bug, not an outage, and
+propagates.
 
 Keys (all under ``authly:``): ``rl:<key>`` sorted set per rate-limit window,
 ``cache:<key>`` string, ``sess:<id>`` hash, ``pool:<name>`` sorted set of the session

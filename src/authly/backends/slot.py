@@ -2,13 +2,17 @@
 
 A slot always has a memory implementation, and may point at a Redis one. Swapping is
 one assignment: calls already in flight finish on the backend they started on. Only
-the supervisor swaps. When a call on Redis fails (BackendUnavailable), the slot answers
-that same call from memory and reports the failure, so the request never sees it and
-the supervisor can swap at once.
+the supervisor swaps (DESIGN §5 "Ownership"). When a call on Redis fails
+(BackendUnavailable), the slot answers that same call from memory and trips its
+``Breaker``: from then on every slot sharing that breaker (all the slots on one Redis)
+answers from memory without trying Redis, so no request waits more than one op timeout
+on a Redis already seen failing, until the supervisor, woken by the breaker, has decided.
+The request path never swaps, copies or logs a switch.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -28,7 +32,59 @@ class SlotStatistics:
     feature: str
     backend: str
     swaps: int
-    fallbacks: int
+    fallbacks: int  # Redis calls that failed and were answered from memory
+    memory_answers: int = 0  # calls answered from memory while a Redis backend was set
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    """What the request path saw since the supervisor last looked."""
+
+    time: float  # wall clock of the first failure
+    feature: str
+    error: str
+    count: int  # failed calls, each counted once
+
+
+class Breaker:
+    """The request path's only line to the supervisor; shared by the slots on one Redis.
+
+    ``trip`` (a failed call) marks Redis suspect and wakes the supervisor; it decides
+    nothing. The supervisor ``take``s the report, probes, decides, and ``close``s the
+    breaker once Redis is fit for use again.
+    """
+
+    def __init__(self) -> None:
+        self.tripped = False
+        self._wake = trio.Event()
+        self._first: tuple[float, str, str] | None = None
+        self._count = 0
+
+    def trip(self, feature: str, error: BaseException) -> None:
+        self.tripped = True
+        self._count += 1
+        if self._first is None:
+            self._first = (time.time(), feature, str(error))
+        self._wake.set()
+
+    async def wait(self) -> None:
+        """Return once a failure has been reported and not taken yet."""
+        await self._wake.wait()
+
+    def take(self) -> FailureReport | None:
+        """The failures reported since the last take (None if there were none)."""
+        if self._first is None:
+            return None
+        report = FailureReport(*self._first, count=self._count)
+        self._first, self._count = None, 0
+        self._wake = trio.Event()
+        return report
+
+    def close(self) -> bool:
+        """Send calls to Redis again, unless a failure came in since the last take."""
+        if self._first is None:
+            self.tripped = False
+        return not self.tripped
 
 
 class Slot(Generic[T, M]):
@@ -36,9 +92,11 @@ class Slot(Generic[T, M]):
         self.feature = feature
         self.memory: M = memory
         self.current: T = memory  # type: ignore[assignment]
-        self.on_failure: Callable[[BaseException], None] | None = None
+        # Set by the supervisor on the slots it manages.
+        self.breaker: Breaker | None = None
         self._swaps = 0
         self._fallbacks = 0
+        self._memory_answers = 0
         self._changed = trio.Event()
 
     @property
@@ -60,7 +118,9 @@ class Slot(Generic[T, M]):
         return self.current
 
     def statistics(self) -> SlotStatistics:
-        return SlotStatistics(self.feature, self.backend_name, self._swaps, self._fallbacks)
+        return SlotStatistics(
+            self.feature, self.backend_name, self._swaps, self._fallbacks, self._memory_answers
+        )
 
     def _fallback_target(self) -> Any:
         return self.memory
@@ -73,12 +133,17 @@ class Slot(Generic[T, M]):
         impl: Any = self.current
         if impl is self.memory:
             return await getattr(self._fallback_target(), method)(*args, **kwargs), False
+        breaker = self.breaker
+        if breaker is not None and breaker.tripped:  # suspect: the supervisor decides
+            self._memory_answers += 1
+            return await getattr(self._fallback_target(), method)(*args, **kwargs), False
         try:
             return await getattr(impl, method)(*args, **kwargs), True
         except BackendUnavailable as exc:
             self._fallbacks += 1
-            if self.on_failure is not None:
-                self.on_failure(exc)
+            self._memory_answers += 1
+            if breaker is not None:
+                breaker.trip(self.feature, exc)
             return await getattr(self._fallback_target(), method)(*args, **kwargs), False
 
 
@@ -86,15 +151,15 @@ class FleetShare:
     """While Redis is down, each instance enforces limit / instances last seen sharing
     that Redis, so the fleet as a whole stays near the configured limit (never open)."""
 
-    def __init__(self, memory: MemoryRateLimiter, instances: Callable[[], int]) -> None:
+    def __init__(self, memory: MemoryRateLimiter) -> None:
         self.name = memory.name
         self._memory = memory
-        self._instances = instances
+        self.instances = 1  # pushed by the supervisor (RateLimiterSlot.instances)
 
     async def check_rate_limit(
         self, key: str, max_requests: int, window_seconds: float
     ) -> Decision:
-        share = max(1, max_requests // max(1, self._instances()))
+        share = max(1, max_requests // max(1, self.instances))
         return self._memory.check_nowait(key, share, window_seconds)
 
     async def refund(self, key: str, member: str) -> None:
@@ -112,9 +177,17 @@ class RateLimiterSlot(Slot[RateLimiter, MemoryRateLimiter]):
     ) -> None:
         super().__init__("rate_limit", memory)
         self._on_decision = on_decision
-        # How many instances share the Redis; the supervisor replaces this.
-        self.instances: Callable[[], int] = lambda: 1
-        self._share = FleetShare(memory, lambda: self.instances())
+        self._share = FleetShare(memory)
+
+    @property
+    def instances(self) -> int:
+        """Instances last seen sharing the Redis: the supervisor pushes it after each
+        heartbeat; while on memory, limits are divided by it."""
+        return self._share.instances
+
+    @instances.setter
+    def instances(self, count: int) -> None:
+        self._share.instances = max(1, count)
 
     def _fallback_target(self) -> Any:
         return self._share

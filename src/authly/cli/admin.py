@@ -10,8 +10,9 @@ import click
 import trio
 
 from authly.cli.admin_remote import COMMANDS
-from authly.cli.main import load_settings, read_credentials
+from authly.cli.common import load_settings, read_credentials
 from authly.config import Settings
+from authly.lifecycle import make_hasher
 from authly.store import users as user_repo
 from authly.store.db import open_database
 from authly.store.users import User, UsernameTaken
@@ -34,8 +35,6 @@ def user() -> None:
 async def _create_user(
     settings: Settings, username: str, password: str, email: str | None, is_admin: bool
 ) -> User | None:
-    from authly.lifecycle import make_hasher
-
     hasher = make_hasher(settings)
     password_hash = await hasher.hash(password)
     created: User | None = None

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from authly.cli.main import read_credentials
+from authly.cli.common import read_credentials
 from authly.cli.remote import (
     DEFAULT_URL,
     Remote,
@@ -25,7 +25,7 @@ from authly.cli.remote import (
     print_json,
     print_table,
 )
-from authly.oauth.clients import GRANT_TYPES
+from authly.oauth.grants import GRANTS
 from authly.oauth.registration import CONFIDENTIAL_METHODS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -162,7 +162,7 @@ def _show_client(c: dict[str, Any], as_json: bool) -> None:
         _secret_notice()
 
 
-_grant_choice = click.Choice(GRANT_TYPES)
+_grant_choice = click.Choice(list(GRANTS))
 _method_choice = click.Choice(CONFIDENTIAL_METHODS)
 
 

@@ -1,52 +1,19 @@
-from __future__ import annotations
+"""The `authly` group: check-config here, serve (cli/serve.py) and admin (cli/admin.py)."""
 
-import os
-import sys
-from typing import Any, NoReturn
+from __future__ import annotations
 
 import click
 
 from authly import __version__
-from authly.config import Settings
-from authly.errors import ConfigError
-
-EXIT_CONFIG = 2
-
-
-def config_failure(exc: ConfigError) -> NoReturn:
-    click.echo(f"authly: configuration error: {exc}", err=True)
-    sys.exit(EXIT_CONFIG)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    try:
-        return Settings.from_env(os.environ, **overrides)
-    except ConfigError as exc:
-        config_failure(exc)
-
-
-def read_credentials(
-    username: str, password_stdin: bool, *, min_password: int, confirm: bool
-) -> tuple[str, str]:
-    """A username (trimmed, bounded) and a password from stdin or a hidden prompt."""
-    from authly.users.login import MAX_PASSWORD, MAX_USERNAME
-
-    username = username.strip()
-    if not 1 <= len(username) <= MAX_USERNAME:
-        raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm, err=True)
-    if not min_password <= len(password) <= MAX_PASSWORD:
-        raise click.UsageError(f"the password must be {min_password} to {MAX_PASSWORD} characters")
-    return username, password
+from authly.cli.admin import admin
+from authly.cli.common import load_settings
+from authly.cli.serve import serve
 
 
 @click.group()
 @click.version_option(__version__, prog_name="authly")
 def main() -> None:
-    """Authly: a self-hosted OAuth 2.1 + OpenID Connect authorization server."""
+    """Authly: a self-hosted OAuth 2.1 authorization server (OpenID Connect is planned)."""
 
 
 @main.command("check-config")
@@ -57,12 +24,5 @@ def check_config() -> None:
         click.echo(f"{name}={value}")
 
 
-def _register() -> None:
-    from authly.cli.admin import admin
-    from authly.cli.serve import serve
-
-    main.add_command(serve)
-    main.add_command(admin)
-
-
-_register()
+main.add_command(serve)
+main.add_command(admin)

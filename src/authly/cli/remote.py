@@ -15,13 +15,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
 import click
-
-if TYPE_CHECKING:
-    import httpx
+import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 SESSION_FILE = "admin-sessions.json"
@@ -133,8 +131,6 @@ class Remote:
         self, method: str, path: str, *, body: dict[str, Any] | None, bearer: str | None
     ) -> httpx.Response:
         """The server's response, whatever its status; exit 1 if there is none."""
-        import httpx  # imported here: only the remote admin commands need it
-
         headers = {"Accept": "application/json"}
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"

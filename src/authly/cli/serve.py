@@ -11,9 +11,12 @@ import sys
 import click
 import trio
 from hypercorn.config import Config
+from hypercorn.run import run
+from hypercorn.trio import serve as hypercorn_serve
 
-from authly.cli.main import load_settings
+from authly.cli.common import load_settings
 from authly.config import Settings
+from authly.factory import configure_logging, create_app
 
 log = logging.getLogger("authly")
 
@@ -41,10 +44,6 @@ def hypercorn_config(settings: Settings, workers: int) -> Config:
 
 
 async def _serve_one(settings: Settings, config: Config) -> None:
-    from hypercorn.trio import serve as hypercorn_serve
-
-    from authly.factory import create_app
-
     async def wait_for_signal() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
@@ -82,8 +81,6 @@ def check_bind(settings: Settings) -> None:
 )
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve Authly over HTTP until SIGINT or SIGTERM."""
-    from authly.factory import configure_logging
-
     settings = load_settings(host=host, port=port)
     configure_logging(settings.log_level)
     config = hypercorn_config(settings, workers)
@@ -93,8 +90,6 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         return
     # Worker processes are spawned and import authly.app:app, which reads the
     # environment; hand them the flags through it.
-    from hypercorn.run import run
-
     os.environ["AUTHLY_HOST"] = settings.host
     os.environ["AUTHLY_PORT"] = str(settings.port)
     os.environ.setdefault("AUTHLY_ISSUER", settings.issuer)

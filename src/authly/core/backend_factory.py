@@ -1,10 +1,11 @@
 """Public helpers from the user guide: the backends Authly itself uses.
 
-Inside a running Authly app (a request handler) they return the app's own slots, so a
-custom endpoint shares the server's limits, cache and sessions. Anywhere else under
-``trio.run`` they build the backends once per run from the AUTHLY_* environment, with
-the same Redis failover as the server (the actor and supervisor run as Trio system
-tasks, stopped when the run ends)::
+Inside a ``trio.run`` where an Authly app is serving (a custom endpoint, a task in the
+app's nursery) they return that app's own slots, which the app registers when it starts
+(``serve_app_backends``), so custom code shares the server's limits, cache and sessions.
+Anywhere else under ``trio.run`` they build the backends once per run from the AUTHLY_*
+environment, with the same Redis failover as the server (the actor and supervisor run
+as Trio system tasks, stopped when the run ends)::
 
     async def main() -> None:
         backend = await get_rate_limit_backend()
@@ -27,8 +28,8 @@ from authly.backends.protocols import Decision
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
 from authly.core.redis_runtime import RedisRuntime, make_slots, start_redis
+from authly.errors import RateLimitExceeded
 from authly.metrics import Metrics
-from authly.oauth.errors import RateLimitExceeded
 
 __all__ = [
     "EnforcingRateLimiter",
@@ -69,11 +70,28 @@ class _Backends:
 
 
 _RUN_BACKENDS: trio.lowlevel.RunVar[_Backends] = trio.lowlevel.RunVar("authly_backends")
+_APP_BACKENDS: trio.lowlevel.RunVar[_Backends | None] = trio.lowlevel.RunVar(
+    "authly_app_backends", default=None
+)
+
+
+def serve_app_backends(
+    rate_limit: RateLimiterSlot, cache: CacheSlot, sessions: SessionSlot, runtime: RedisRuntime
+) -> None:
+    """Called by the app at start-up: the helpers hand out these slots in this run."""
+    _APP_BACKENDS.set(_Backends(rate_limit, cache, sessions, runtime))
+
+
+def stop_serving_app_backends() -> None:
+    """Called by the app at shutdown."""
+    _APP_BACKENDS.set(None)
+
+
 _RUN_LOCK: trio.lowlevel.RunVar[trio.Lock] = trio.lowlevel.RunVar("authly_backends_lock")
 
 
 async def _backends() -> _Backends:
-    from_app = _from_running_app()
+    from_app = _APP_BACKENDS.get()
     if from_app is not None:
         return from_app
     try:
@@ -107,20 +125,6 @@ async def _build(settings: Settings) -> _Backends:
     trio.lowlevel.spawn_system_task(host)
     await started.wait()
     return _Backends(rate_limit, cache, sessions, holder[0])
-
-
-def _from_running_app() -> _Backends | None:
-    try:
-        from quart import current_app, has_app_context
-    except ImportError:  # pragma: no cover
-        return None
-    if not has_app_context():
-        return None
-    services = current_app.extensions.get("authly")
-    if services is None:
-        return None
-    runtime = RedisRuntime(supervisor=services.supervisor, error=services.redis_error)
-    return _Backends(services.rate_limit, services.cache, services.sessions, runtime)
 
 
 async def get_rate_limit_backend() -> EnforcingRateLimiter:

@@ -7,6 +7,7 @@ script gets exactly the backends (and the failover) the server has.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import trio
@@ -16,7 +17,7 @@ from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import RedisSettings, Settings
 from authly.metrics import FEATURES, Metrics
 from authly.redis.actor import RedisActor, redis_dependency_available
-from authly.supervisor import Supervisor
+from authly.supervisor import LastError, Supervisor
 
 log = logging.getLogger("authly")
 
@@ -24,7 +25,7 @@ log = logging.getLogger("authly")
 @dataclass
 class RedisRuntime:
     supervisor: Supervisor | None = None
-    error: str | None = None
+    error: LastError | None = None  # why Redis was not even tried
     scopes: list[trio.CancelScope] = field(default_factory=list)
 
 
@@ -70,15 +71,12 @@ async def start_redis(
         log.info("AUTHLY_REDIS_URL is set but no Redis feature flag is on; using memory backends")
         return runtime
     if not redis_dependency_available():
+        error = "Redis dependency not available (pip install 'authly[redis]')"
+        runtime.error = LastError(time.time(), error)
         log.warning("Redis dependency not available")
-        log.warning("Redis connection failed, falling back to memory")
+        log.warning("Redis connection failed, falling back to memory: %s", error)
         log.warning("using memory backends")
-        runtime.error = "Redis dependency not available (pip install 'authly[redis]')"
         return runtime
-
-    def on_failure(error: BaseException) -> None:
-        if runtime.supervisor is not None:
-            runtime.supervisor.report_failure(error)
 
     actor = RedisActor(
         redis.url,
@@ -86,7 +84,6 @@ async def start_redis(
         connect_timeout=redis.connect_timeout,
         keepalive=redis.keepalive,
         op_timeout=redis.op_timeout_ms / 1000,
-        on_failure=on_failure,
         on_command=lambda op: metrics.redis_operations.labels(op).inc(),
     )
     log.info("connecting to Redis at %s", redis.url.masked())

@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
-from authly.errors import AuthlyError
+from authly.errors import AuthlyError, InvalidRequest, OAuthError
 from authly.oauth import pkce
 from authly.oauth.clients import redirect_uri_matches
-from authly.oauth.errors import InvalidRequest, OAuthError
 from authly.oauth.scopes import describe_scope, format_scope, parse_scope
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo

@@ -20,12 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from authly.errors import InvalidClient, InvalidRequest
 from authly.oauth import redirect_uris
-from authly.oauth.errors import InvalidClient, InvalidRequest
 from authly.store.clients import ClientRow
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
 
 
 def new_client_secret() -> tuple[str, str]:

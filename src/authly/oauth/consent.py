@@ -22,12 +22,12 @@ from authly.oauth.authorization import (
     validate_authorization_request,
 )
 from authly.oauth.clients import redirect_uri_matches
-from authly.oauth.scopes import ADMIN_SCOPE
 from authly.store import clients as client_repo
 from authly.store import consents as consent_repo
 from authly.store import scopes as scope_repo
 from authly.store.db import Database
 from authly.store.users import User
+from authly.users.roles import ADMIN_SCOPE
 
 # Parameters whose repetition makes the redirect target itself doubtful.
 _TARGETING = ("client_id", "redirect_uri")

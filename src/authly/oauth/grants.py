@@ -9,31 +9,34 @@ grant per ``grant_type``.
 - ``password`` (§4.3): only for clients registered with it (OAuth 2.1 drops it; the
   built-in first-party client ``authly`` keeps it for the JSON login).
 
-``handle_token_request`` returns the §5.1 body or raises an OAuthError.
+``handle_token_request`` returns the §5.1 body or raises an OAuthError. One table,
+``GRANTS``, names the grant types: it drives dispatch, client validation
+(oauth/registration.py), the admin CLI's choices and the metadata document. Each
+handler runs after the dispatcher has authenticated the client and checked that the
+client may use the grant.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from authly.backends.protocols import RateLimiter
-from authly.oauth import pkce
-from authly.oauth.authorization import check_code_text, hash_code
-from authly.oauth.clients import ClientCredentials, authenticate, credentials_from
-from authly.oauth.errors import (
+from authly.errors import (
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
-    InvalidScope,
     RateLimitExceeded,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from authly.oauth.scopes import ADMIN_SCOPE, describe_scope, format_scope, parse_scope
+from authly.oauth import pkce
+from authly.oauth.authorization import check_code_text, hash_code
+from authly.oauth.clients import ClientCredentials, authenticate, credentials_from
+from authly.oauth.scopes import format_scope, parse_scope, resolve_scope
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo
 from authly.store import scopes as scope_repo
@@ -43,11 +46,13 @@ from authly.store.codes import RedeemStatus
 from authly.store.db import Database
 from authly.tokens.service import TokenService
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME, LoginService
+from authly.users.roles import ADMIN_SCOPE
 
 # The built-in first-party client (seeded by migration 2): public, password + refresh.
 FIRST_PARTY_CLIENT_ID = "authly"
 DEFAULT_SCOPE = frozenset({"profile", "email"})
 _CLIENT_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
+Body = dict[str, Any]
 
 # What the JSON login uses if an administrator has deleted the seeded ``authly`` client.
 FIRST_PARTY_CLIENT = ClientRow(
@@ -148,10 +153,7 @@ async def password_grant(
     allowed = frozenset(client.scopes)
     if not user.is_admin:
         allowed -= {ADMIN_SCOPE}
-    scope = (DEFAULT_SCOPE & allowed) if requested is None else requested
-    extra = scope - allowed
-    if extra:
-        raise InvalidScope(f"scope not allowed: {describe_scope(extra)}")
+    scope = resolve_scope(requested, allowed, DEFAULT_SCOPE & allowed)
     body, _, _ = await ctx.tokens.issue(
         user_id=user.id,
         client_id=client.client_id,
@@ -165,7 +167,6 @@ async def password_grant(
 async def authorization_code_grant(
     ctx: TokenContext, client: ClientRow, params: Mapping[str, str]
 ) -> dict[str, Any]:
-    _allow(client, "authorization_code")
     code = check_code_text(params.get("code"))
     code_hash = hash_code(code)
     redeemed = await ctx.db.run(code_repo.redeem, code_hash, time.time())
@@ -216,24 +217,72 @@ async def _revoke_issued(
 async def client_credentials_grant(
     ctx: TokenContext, client: ClientRow, scope_text: str | None
 ) -> dict[str, Any]:
-    if not client.is_confidential:
-        raise UnauthorizedClient("client_credentials is for confidential clients only.")
-    _allow(client, "client_credentials")
     requested = parse_scope(scope_text)
     allowed = frozenset(client.scopes) - {ADMIN_SCOPE, "offline_access"}
+    default: frozenset[str] = frozenset()
     if requested is None:
         # The registry's default scopes, as for the other grants (possibly none).
         registry = await ctx.db.run(scope_repo.list_all)
-        requested = frozenset(s.name for s in registry if s.is_default) & allowed
-    extra = requested - allowed
-    if extra:
-        raise InvalidScope(f"scope not allowed: {describe_scope(extra)}")
-    return ctx.tokens.issue_for_client(client_id=client.client_id, scope=format_scope(requested))
+        default = frozenset(s.name for s in registry if s.is_default) & allowed
+    scope = resolve_scope(requested, allowed, default)
+    return ctx.tokens.issue_for_client(client_id=client.client_id, scope=format_scope(scope))
 
 
-async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> dict[str, Any]:
+async def _password(ctx: TokenContext, client: ClientRow, params: Mapping[str, str]) -> Body:
+    return await password_grant(
+        ctx,
+        client,
+        require(params, "username", MAX_USERNAME),
+        require(params, "password", MAX_PASSWORD),
+        params.get("scope"),
+    )
+
+
+async def _refresh(ctx: TokenContext, client: ClientRow, params: Mapping[str, str]) -> Body:
+    return await ctx.tokens.refresh(
+        require(params, "refresh_token", 512),
+        client_id=client.client_id,
+        scope=parse_scope(params.get("scope")),
+        scope_limit=frozenset(client.scopes),
+    )
+
+
+async def _client_credentials(
+    ctx: TokenContext, client: ClientRow, params: Mapping[str, str]
+) -> Body:
+    return await client_credentials_grant(ctx, client, params.get("scope"))
+
+
+@dataclass(frozen=True)
+class GrantType:
+    """One grant type: how the token endpoint runs it, and who may register it.
+
+    This table drives dispatch (``handle_token_request``), client validation
+    (oauth/registration.py), the admin CLI's choices and the RFC 8414 metadata.
+    """
+
+    name: str
+    run: Callable[[TokenContext, ClientRow, Mapping[str, str]], Awaitable[Body]]
+    confidential_only: bool = False  # needs a client that can keep a secret
+    first_party_only: bool = False  # hands the user's password to the client
+    issues_refresh: bool = False  # a grant a refresh_token grant can follow
+
+
+GRANTS: dict[str, GrantType] = {
+    g.name: g
+    for g in (
+        GrantType("authorization_code", authorization_code_grant, issues_refresh=True),
+        GrantType("client_credentials", _client_credentials, confidential_only=True),
+        GrantType("refresh_token", _refresh),
+        GrantType("password", _password, first_party_only=True, issues_refresh=True),
+    )
+}
+
+
+async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> Body:
     grant_type = require(params, "grant_type", 64)
-    if grant_type not in ("password", "refresh_token", "authorization_code", "client_credentials"):
+    grant = GRANTS.get(grant_type)
+    if grant is None:
         raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported.")
     await limit_ip(ctx)
     # Requests that name no client at all are the built-in first-party client's.
@@ -241,22 +290,7 @@ async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> 
         ctx.db, ctx.authorization, params, default_client=FIRST_PARTY_CLIENT_ID
     )
     await limit_client(ctx, client)
-    if grant_type == "password":
-        return await password_grant(
-            ctx,
-            client,
-            require(params, "username", MAX_USERNAME),
-            require(params, "password", MAX_PASSWORD),
-            params.get("scope"),
-        )
-    if grant_type == "refresh_token":
-        _allow(client, "refresh_token")
-        return await ctx.tokens.refresh(
-            require(params, "refresh_token", 512),
-            client_id=client.client_id,
-            scope=parse_scope(params.get("scope")),
-            scope_limit=frozenset(client.scopes),
-        )
-    if grant_type == "authorization_code":
-        return await authorization_code_grant(ctx, client, params)
-    return await client_credentials_grant(ctx, client, params.get("scope"))
+    if grant.confidential_only and not client.is_confidential:
+        raise UnauthorizedClient(f"{grant.name} is for confidential clients only.")
+    _allow(client, grant.name)
+    return await grant.run(ctx, client, params)

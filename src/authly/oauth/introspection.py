@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from authly.oauth.errors import InvalidToken
+from authly.errors import InvalidToken
 from authly.store import refresh_tokens as refresh_repo
 from authly.store.clients import ClientRow
 from authly.store.db import Database

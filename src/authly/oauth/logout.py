@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from authly.errors import InvalidClient
 from authly.oauth.clients import credentials_from
-from authly.oauth.errors import InvalidClient
 from authly.oauth.grants import FIRST_PARTY_CLIENT, FIRST_PARTY_CLIENT_ID, authenticate_client
 from authly.store import clients as client_repo
 from authly.store.clients import ClientRow

@@ -11,6 +11,7 @@ from typing import Any
 
 from authly.backends.protocols import Cache
 from authly.oauth.clients import AUTH_METHODS
+from authly.oauth.grants import GRANTS
 from authly.store import scopes as scope_repo
 from authly.store.db import Database
 
@@ -28,12 +29,7 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "scopes_supported": sorted(scopes),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code",
-            "client_credentials",
-            "refresh_token",
-            "password",
-        ],
+        "grant_types_supported": list(GRANTS),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": client_auth,

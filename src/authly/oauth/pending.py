@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from authly.backends.protocols import SessionStore
+from authly.errors import InvalidRequest
 from authly.oauth.authorization import AuthorizationRequest
-from authly.oauth.errors import InvalidRequest
 
 PENDING_TTL = 600.0
 POOL = "authz"

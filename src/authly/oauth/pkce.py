@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 
-from authly.oauth.errors import InvalidGrant, InvalidRequest
+from authly.errors import InvalidGrant, InvalidRequest
 
 # code-verifier = 43*128unreserved (RFC 7636 §4.1); the S256 challenge is 43 base64url chars.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from authly.oauth.errors import InvalidRequest
+from authly.errors import InvalidRequest
 
 MAX_LENGTH = 2000
 # Schemes a browser would run or read locally rather than hand to an application.

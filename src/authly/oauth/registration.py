@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from authly.errors import InvalidRequest
 from authly.oauth import redirect_uris
-from authly.oauth.clients import GRANT_TYPES
-from authly.oauth.errors import InvalidRequest
-from authly.oauth.scopes import ADMIN_SCOPE
+from authly.oauth.grants import GRANTS
 from authly.store.clients import ClientRow
 from authly.store.scopes import Scope
+from authly.users.roles import ADMIN_SCOPE
 
 MAX_NAME = 200
 MAX_REDIRECT_URIS = 20
@@ -47,9 +47,10 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 
 DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
 CONFIDENTIAL_METHODS = ("client_secret_basic", "client_secret_post")
-FIRST_PARTY_GRANTS = frozenset({"password"})
+FIRST_PARTY_GRANTS = frozenset(g.name for g in GRANTS.values() if g.first_party_only)
+CONFIDENTIAL_GRANTS = frozenset(g.name for g in GRANTS.values() if g.confidential_only)
+REFRESH_ISSUING_GRANTS = frozenset(g.name for g in GRANTS.values() if g.issues_refresh)
 FIRST_PARTY_SCOPES = frozenset({ADMIN_SCOPE})
-REFRESH_ISSUING_GRANTS = frozenset({"authorization_code", "password"})
 # Scopes the server's own code gives meaning to: never deleted through the API.
 BUILT_IN_SCOPES = frozenset({"profile", "email", "offline_access", ADMIN_SCOPE})
 
@@ -230,14 +231,15 @@ def check_client(values: ClientValues, registered_scopes: frozenset[str]) -> Non
     grants = set(values.grant_types)
     if not grants:
         raise InvalidRequest("A client needs at least one grant type.")
-    unknown = sorted(grants - set(GRANT_TYPES))
+    unknown = sorted(grants - set(GRANTS))
     if unknown:
         raise InvalidRequest(
             f"Unsupported grant type(s): {', '.join(g[:64] for g in unknown)}; "
-            f"choose from {', '.join(GRANT_TYPES)}."
+            f"choose from {', '.join(GRANTS)}."
         )
-    if not values.confidential and "client_credentials" in grants:
-        raise InvalidRequest("client_credentials is for confidential clients only.")
+    needs_secret = sorted(grants & CONFIDENTIAL_GRANTS)
+    if needs_secret and not values.confidential:
+        raise InvalidRequest(f"{needs_secret[0]} is for confidential clients only.")
     if "refresh_token" in grants and not grants & REFRESH_ISSUING_GRANTS:
         raise InvalidRequest("refresh_token needs authorization_code (or password).")
     if "authorization_code" in grants and not values.redirect_uris:

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from authly.errors import Conflict, InvalidRequest, NotFound
 from authly.oauth.clients import new_client_secret
-from authly.oauth.errors import Conflict, InvalidRequest, NotFound
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.registration import (
     BUILT_IN_SCOPES,

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-from authly.oauth.errors import InvalidScope
+from authly.errors import InvalidScope
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-
-ADMIN_SCOPE = "admin"
 
 
 def parse_scope(text: str | None) -> frozenset[str] | None:
@@ -30,11 +28,6 @@ def describe_scope(scopes: frozenset[str] | set[str], limit: int = 200) -> str:
     """A scope list for an error message, cut short so a request cannot fill it."""
     text = format_scope(scopes)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def grantable_scopes(default: frozenset[str], is_admin: bool) -> frozenset[str]:
-    """What a user may be granted on the first-party endpoints."""
-    return default | {ADMIN_SCOPE} if is_admin else default
 
 
 def resolve_scope(

@@ -1,1 +1,1 @@
-"""Redis client layer: URL parsing and (later) the client actor."""
+"""Redis client layer: URL parsing, the client actor (the only redis-py user) and Lua scripts."""

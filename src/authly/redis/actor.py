@@ -10,11 +10,15 @@ Why: a per-call trio-asyncio bridge tops out at ≈ 4k ops/s on this class of ma
 batching through one actor reaches ≈ 20k+ (DESIGN §1). And the hypercorn CLI gives
 request tasks no asyncio loop, so asyncio may only run inside this task.
 
-Error handling: connection errors, timeouts and a missed caller deadline become
-``BackendUnavailable`` (and the failure callback is told at once, so the supervisor can
-swap without waiting for its next probe); a Redis error reply to one command becomes
-``RedisCommandError`` for that caller only. Cancelling a caller abandons its call: the
-worker skips it or drops its reply, so the connection never gets out of step.
+Error handling: connection errors, timeouts, a missed caller deadline and replies that
+mean Redis refuses us (``WRONGPASS``, ``NOAUTH``, ``NOPERM``, ``LOADING``, ...) become
+``BackendUnavailable`` whose message says why, password masked (``WRONGPASS invalid
+username-password pair ...``, ``ConnectionError: Error 111 connecting to ...``, ``Redis did
+not answer within 250 ms``); the actor calls nobody back: whoever called decides what a
+failure means (the slots trip their breaker, the supervisor probes). Any other error
+reply to one command becomes ``RedisCommandError`` for that caller only. Cancelling a
+caller abandons its call: the worker skips it or drops its reply, so the connection never
+gets out of step.
 """
 
 from __future__ import annotations
@@ -57,10 +61,19 @@ SCRIPTS = (
     "session_take",
     "heartbeat",
 )
+# Error replies that mean "Redis will not serve us now", not "this command is wrong".
+REFUSALS = frozenset(
+    {"WRONGPASS", "NOAUTH", "NOPERM", "LOADING", "MASTERDOWN", "READONLY", "MISCONF", "OOM", "BUSY"}
+)
 
 
 class RedisCommandError(AuthlyError):
     """Raised when Redis answered one command with an error reply."""
+
+
+class ConnectionLost(BackendUnavailable):
+    """The connection failed (closed, refused, AUTH or TLS refused at connect); the actor
+    has dropped every pooled connection, so the next call starts on a fresh one."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,6 @@ class RedisActor:
         connect_timeout: float = 5.0,
         keepalive: bool = True,
         op_timeout: float = 0.25,
-        on_failure: Callable[[BaseException], None] | None = None,
         on_command: Callable[[str], None] | None = None,
     ) -> None:
         if not REDIS_AVAILABLE:
@@ -125,7 +137,6 @@ class RedisActor:
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self.op_timeout = op_timeout
-        self.on_failure = on_failure
         self.on_command = on_command
         self.scripts = {name: load_script(name) for name in SCRIPTS}
         self._send, self._receive = trio.open_memory_channel[_Call](QUEUE_SIZE)
@@ -154,21 +165,41 @@ class RedisActor:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise BackendUnavailable("Redis client is not running") from None
         self._calls += 1
-        with trio.move_on_after(self.op_timeout if timeout is None else timeout):
+        deadline = self.op_timeout if timeout is None else timeout
+        with trio.move_on_after(deadline):
             try:
                 await call.done.wait()
             finally:
                 if call.result is None:
                     call.abandoned = True
         if call.result is None:
-            raise self._fail(BackendUnavailable("Redis did not answer in time"))
+            message = f"Redis did not answer within {deadline * 1000:.0f} ms"
+            raise self._fail(BackendUnavailable(message))
+        if isinstance(call.result, outcome.Error) and isinstance(
+            call.result.error, BackendUnavailable
+        ):
+            self._failures += 1
         return call.result.unwrap()
 
     def _fail(self, error: BackendUnavailable) -> BackendUnavailable:
+        """Count a failure (statistics only: the caller decides what it means)."""
         self._failures += 1
-        if self.on_failure is not None:
-            self.on_failure(error)
         return error
+
+    def describe(self, exc: BaseException) -> str:
+        """Why a call failed, in Redis's words where it gave some; password masked.
+
+        ``WRONGPASS invalid username-password pair or user is disabled.``,
+        ``NOPERM this user has no permissions to run the 'ping' command``,
+        ``ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused.``
+        """
+        code = getattr(exc, "status_code", None)
+        text = str(exc)
+        if code and not text.startswith(code):
+            text = f"{code} {text}"
+        elif not code:
+            text = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+        return mask_password(text, self.url.password)
 
     def statistics(self) -> ActorStatistics:
         connections = 0
@@ -273,17 +304,13 @@ class RedisActor:
         except BackendUnavailable as exc:
             for call in calls:
                 call.fulfil(outcome.Error(exc))
-            if self.on_failure is not None:
-                self.on_failure(exc)
             return
         retry: list[_Call] = []
         for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, NoScriptError) and call.script is not None:
                 retry.append(call)
-            elif isinstance(reply, Exception):
-                call.fulfil(outcome.Error(RedisCommandError(str(reply))))
             else:
-                call.fulfil(outcome.Value(reply))
+                call.fulfil(self._outcome(reply))
         if retry:
             await self._reload_and_retry(retry)
 
@@ -299,10 +326,15 @@ class RedisActor:
                 call.fulfil(outcome.Error(exc))
             return
         for call, reply in zip(calls, replies[len(scripts) :], strict=True):
-            if isinstance(reply, Exception):
-                call.fulfil(outcome.Error(RedisCommandError(str(reply))))
-            else:
-                call.fulfil(outcome.Value(reply))
+            call.fulfil(self._outcome(reply))
+
+    def _outcome(self, reply: Any) -> outcome.Outcome[Any]:
+        if not isinstance(reply, Exception):
+            return outcome.Value(reply)
+        text = self.describe(reply) if getattr(reply, "status_code", None) else str(reply)
+        if text.split(" ", 1)[0] in REFUSALS:
+            return outcome.Error(BackendUnavailable(text))
+        return outcome.Error(RedisCommandError(mask_password(text, self.url.password)))
 
     async def _drop_connections(self) -> None:
         with trio.move_on_after(1):
@@ -324,31 +356,36 @@ class RedisActor:
                 )
                 return result
         except trio.TooSlowError:
-            raise BackendUnavailable("Redis pipeline timed out") from None
+            message = f"Redis did not answer within {deadline * 1000:.0f} ms"
+            raise BackendUnavailable(message) from None
         except (RedisConnectionError, OSError) as exc:
-            # The server went away: every pooled connection is suspect (after a restart
-            # each would fail once more), so drop them all and reconnect on next use.
+            # The server went away (or refused us at connect: AUTH, TLS): every pooled
+            # connection is suspect (after a restart each would fail once more), so drop
+            # them all and reconnect on next use.
             await self._drop_connections()
-            raise BackendUnavailable(
-                f"Redis unreachable: {exc.__class__.__name__}: {exc}"
-            ) from None
+            raise ConnectionLost(self.describe(exc)) from None
         except RedisTimeoutError as exc:
-            raise BackendUnavailable(
-                f"Redis unreachable: {exc.__class__.__name__}: {exc}"
-            ) from None
+            raise BackendUnavailable(self.describe(exc)) from None
         except ResponseError as exc:  # pragma: no cover - replies carry errors per command
-            raise RedisCommandError(str(exc)) from None
+            raise RedisCommandError(self.describe(exc)) from None
         except RedisError as exc:
-            raise BackendUnavailable(f"Redis error: {exc.__class__.__name__}") from None
+            raise BackendUnavailable(self.describe(exc)) from None
 
 
 def redis_dependency_available() -> bool:
     return REDIS_AVAILABLE
 
 
+def mask_password(text: str, password: str | None) -> str:
+    """``text`` with the password (if any, and if it appears) replaced by ``***``."""
+    return text.replace(password, "***") if password else text
+
+
 __all__ = [
     "ActorStatistics",
+    "ConnectionLost",
     "RedisActor",
     "RedisCommandError",
+    "mask_password",
     "redis_dependency_available",
 ]

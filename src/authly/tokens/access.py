@@ -17,7 +17,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from authly.oauth.errors import InvalidToken
+from authly.errors import InvalidToken
 from authly.store.refresh_tokens import AccessRef
 from authly.tokens.keys import ALGORITHM, SigningKeys
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from authly.backends.protocols import SessionStore
-from authly.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken
+from authly.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken
 from authly.store import refresh_tokens as refresh_repo
 from authly.store.db import Database
 from authly.store.refresh_tokens import AccessRef, Grant, RotateStatus

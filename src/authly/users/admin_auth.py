@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from authly.backends.protocols import SessionStore
-from authly.oauth.errors import AccessDenied, InvalidToken
-from authly.oauth.scopes import ADMIN_SCOPE
+from authly.errors import AccessDenied, InvalidToken
 from authly.store import users as user_repo
 from authly.store.db import Database
 from authly.store.users import User
 from authly.tokens.service import TokenService
 from authly.users.login import LoginService
+from authly.users.roles import ADMIN_SCOPE
 
 HANDLE_PREFIX = "aas_"
 IDLE_TTL = 8 * 3600

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from authly.backends.protocols import RateLimiter
-from authly.oauth.errors import InvalidGrant, RateLimitExceeded
+from authly.errors import InvalidGrant, RateLimitExceeded
 from authly.store import users as user_repo
 from authly.store.db import Database
 from authly.store.users import User, username_key

@@ -14,14 +14,13 @@ import logging
 
 from quart import Blueprint, Response, g, request
 
-from authly.oauth.errors import AccessDenied, InvalidGrant, InvalidRequest
+from authly.errors import AccessDenied, InvalidGrant, InvalidRequest
 from authly.oauth.registry import Registry
 from authly.users.admin_auth import AdminAuth, AdminPrincipal
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
-from authly.web.context import client_ip, services
+from authly.web.context import bearer_token, client_ip, services
 from authly.web.parsing import read_json_object, string_field
 from authly.web.render import NO_STORE, json_response
-from authly.web.users import bearer_token
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 log = logging.getLogger("authly.admin")
@@ -32,13 +31,11 @@ _OPEN_ENDPOINTS = frozenset({"admin.create_session"})
 
 
 def _auth() -> AdminAuth:
-    s = services()
-    return AdminAuth(s.db, s.sessions, s.tokens, s.login)
+    return services().admin_auth
 
 
 def _registry() -> Registry:
-    s = services()
-    return Registry(s.db, s.metadata)
+    return services().registry
 
 
 def _principal() -> AdminPrincipal:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from authly.oauth.errors import InvalidGrant, InvalidToken
+from authly.errors import InvalidGrant, InvalidToken
 from authly.oauth.grants import first_party_client, limit_ip, password_grant
 from authly.oauth.logout import logout as end_session
 from authly.oauth.logout import presents_credentials
 from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
-from authly.web.context import services
-from authly.web.oauth import token_context
+from authly.web.context import bearer_token, services, token_context
 from authly.web.parsing import optional_string_field, read_json_object, string_field
 from authly.web.render import NO_STORE, json_response
-from authly.web.users import bearer_token
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 

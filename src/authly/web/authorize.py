@@ -15,20 +15,18 @@ Errors about the client or redirect URI are HTML pages and never redirect
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from quart import Blueprint, Response, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from authly.errors import StoreError
+from authly.errors import InvalidGrant, OAuthError, RateLimitExceeded, StoreError
 from authly.oauth.authorization import RedirectableError, UnsafeAuthorizationError
-from authly.oauth.consent import Consents, check_user_may_grant, denied, validate_pairs
+from authly.oauth.consent import check_user_may_grant, denied, validate_pairs
 from authly.oauth.consent import describe_scopes as describe
-from authly.oauth.errors import InvalidGrant, OAuthError, RateLimitExceeded
-from authly.oauth.pending import Pending, PendingRequests, new_token, well_formed
+from authly.oauth.pending import Pending, new_token, well_formed
 from authly.services import Services
 from authly.store.users import User
-from authly.users.browser_sessions import BrowserSession, BrowserSessions
+from authly.users.browser_sessions import BrowserSession
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 from authly.web import static_files
 from authly.web.context import client_ip, services
@@ -60,24 +58,6 @@ async def static_file(filename: str) -> Response:
     return await static_files.send(filename)
 
 
-@dataclass(frozen=True)
-class Flow:
-    s: Services
-    sessions: BrowserSessions
-    pending: PendingRequests
-    consents: Consents
-
-    @classmethod
-    def current(cls) -> Flow:
-        s = services()
-        return cls(
-            s,
-            BrowserSessions(s.sessions, s.db),
-            s.pending,
-            Consents(s.db, s.codes, s.settings.issuer),
-        )
-
-
 def _after_post() -> int:
     return 303 if request.method == "POST" else 302
 
@@ -94,40 +74,38 @@ async def authorize() -> Response:
         pairs = await read_form_pairs()
     else:
         pairs = list(request.args.items(multi=True))
-    flow = Flow.current()
+    s = services()
     try:
-        auth_request = await validate_pairs(flow.s.db, pairs)
+        auth_request = await validate_pairs(s.db, pairs)
     except RedirectableError as exc:
-        return redirect(flow.consents.error_url(exc), _after_post())
-    current = await _signed_in(flow)
+        return redirect(s.consents.error_url(exc), _after_post())
+    current = await _signed_in(s)
     if current is None:
-        await _limit_anonymous(flow)
+        await _limit_anonymous(s)
     binding = _binding_cookie()
     fresh_binding = binding is None
     if binding is None:
         binding = new_token()
-    pending = await flow.pending.create(auth_request, binding)
-    response = await _proceed(flow, pending, current)
+    pending = await s.pending.create(auth_request, binding)
+    response = await _proceed(s, pending, current)
     if fresh_binding:
-        set_cookie(
-            response, flow.s.settings, BINDING_COOKIE, binding, max_age=None, path=BINDING_PATH
-        )
+        set_cookie(response, s.settings, BINDING_COOKIE, binding, max_age=None, path=BINDING_PATH)
     return response
 
 
 @bp.get("/authorize/continue")
 async def resume() -> Response:
-    flow = Flow.current()
-    pending = await flow.pending.for_browser(request.args.get("request"), _binding_cookie())
-    return await _proceed(flow, pending, await _signed_in(flow))
+    s = services()
+    pending = await s.pending.for_browser(request.args.get("request"), _binding_cookie())
+    return await _proceed(s, pending, await _signed_in(s))
 
 
-async def _limit_anonymous(flow: Flow) -> None:
+async def _limit_anonymous(s: Services) -> None:
     """Requests from browsers without a login session store a pending request each:
     at most AUTHLY_AUTHORIZE_RATE_LIMIT per window per client IP (RateLimitExceeded,
     shown as a 429 page with Retry-After)."""
-    settings = flow.s.settings
-    decision = await flow.s.rate_limit.check_rate_limit(
+    settings = s.settings
+    decision = await s.rate_limit.check_rate_limit(
         f"authorize:ip:{client_ip()}",
         settings.authorize_rate_limit,
         settings.authorize_rate_window,
@@ -139,12 +117,12 @@ async def _limit_anonymous(flow: Flow) -> None:
         )
 
 
-async def _signed_in(flow: Flow) -> tuple[BrowserSession, User] | None:
-    return await flow.sessions.resume(request.cookies.get(SESSION_COOKIE))
+async def _signed_in(s: Services) -> tuple[BrowserSession, User] | None:
+    return await s.browser_sessions.resume(request.cookies.get(SESSION_COOKIE))
 
 
 async def _proceed(
-    flow: Flow, pending: Pending, current: tuple[BrowserSession, User] | None
+    s: Services, pending: Pending, current: tuple[BrowserSession, User] | None
 ) -> Response:
     """Login page, consent page, or the answer: whatever this request needs next."""
     if current is None:
@@ -153,22 +131,22 @@ async def _proceed(
     try:
         check_user_may_grant(pending.request, user)
     except RedirectableError as exc:
-        await flow.pending.claim(pending)
-        return redirect(flow.consents.error_url(exc), _after_post())
-    if not await flow.consents.needed(pending.request, user.id):
-        return await _approve(flow, pending, user)
-    pending = await flow.pending.shown_to(pending, user.id)
-    return await _consent_page(flow, pending, user)
+        await s.pending.claim(pending)
+        return redirect(s.consents.error_url(exc), _after_post())
+    if not await s.consents.needed(pending.request, user.id):
+        return await _approve(s, pending, user)
+    pending = await s.pending.shown_to(pending, user.id)
+    return await _consent_page(s, pending, user)
 
 
-async def _approve(flow: Flow, pending: Pending, user: User) -> Response:
+async def _approve(s: Services, pending: Pending, user: User) -> Response:
     # Take it first: of concurrent submissions exactly one goes on to get a code.
-    await flow.pending.claim(pending)
+    await s.pending.claim(pending)
     try:
         check_user_may_grant(pending.request, user)  # again: the consent form may be old
     except RedirectableError as exc:
-        return redirect(flow.consents.error_url(exc), _after_post())
-    location = await flow.consents.approve(pending.request, user.id, remember=True)
+        return redirect(s.consents.error_url(exc), _after_post())
+    location = await s.consents.approve(pending.request, user.id, remember=True)
     return redirect(location, _after_post())
 
 
@@ -192,11 +170,11 @@ async def _login_page(
     )
 
 
-async def _consent_page(flow: Flow, pending: Pending, user: User) -> Response:
+async def _consent_page(s: Services, pending: Pending, user: User) -> Response:
     return await page(
         "consent.html",
         client_name=pending.request.client_name,
-        scopes=await describe(flow.s.db, pending.request.scope),
+        scopes=await describe(s.db, pending.request.scope),
         username=user.username,
         request_id=pending.id,
         csrf=pending.csrf,
@@ -210,10 +188,8 @@ def _continue_url(pending: Pending) -> str:
 @bp.post("/authorize/login")
 async def login() -> Response:
     form = await read_form()
-    flow = Flow.current()
-    pending = await flow.pending.for_form(
-        form.get("request_id"), form.get("csrf"), _binding_cookie()
-    )
+    s = services()
+    pending = await s.pending.for_form(form.get("request_id"), form.get("csrf"), _binding_cookie())
     username = form.get("username", "")
     password = form.get("password", "")
     if not username.strip() or not password:
@@ -223,7 +199,7 @@ async def login() -> Response:
     if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
         return await _login_page(pending, error="Invalid username or password.", status=400)
     try:
-        user = await flow.s.login.authenticate(username, password, client_ip())
+        user = await s.login.authenticate(username, password, client_ip())
     except RateLimitExceeded as exc:
         return await _login_page(
             pending,
@@ -236,11 +212,11 @@ async def login() -> Response:
         return await _login_page(
             pending, error="Invalid username or password.", username=username, status=401
         )
-    await flow.sessions.end(request.cookies.get(SESSION_COOKIE))
-    session = await flow.sessions.start(user.id)
+    await s.browser_sessions.end(request.cookies.get(SESSION_COOKIE))
+    session = await s.browser_sessions.start(user.id)
     response = redirect(_continue_url(pending), 303)
     set_cookie(
-        response, flow.s.settings, SESSION_COOKIE, session.id, max_age=int(flow.sessions.ttl)
+        response, s.settings, SESSION_COOKIE, session.id, max_age=int(s.browser_sessions.ttl)
     )
     return response
 
@@ -248,35 +224,31 @@ async def login() -> Response:
 @bp.post("/authorize/consent")
 async def consent() -> Response:
     form = await read_form()
-    flow = Flow.current()
-    pending = await flow.pending.for_form(
-        form.get("request_id"), form.get("csrf"), _binding_cookie()
-    )
+    s = services()
+    pending = await s.pending.for_form(form.get("request_id"), form.get("csrf"), _binding_cookie())
     decision = form.get("decision")
     if decision not in ("approve", "deny"):
         return await error_page("Choose Allow or Deny.", 400)
-    current = await _signed_in(flow)
+    current = await _signed_in(s)
     if current is None or current[1].id != pending.user_id:
         # Signed out (or in as someone else) since the page was shown: ask again.
         return redirect(_continue_url(pending), 303)
     _, user = current
     if decision == "deny":
-        await flow.pending.claim(pending)
+        await s.pending.claim(pending)
         error = denied(pending.request, "The user denied the request.")
-        return redirect(flow.consents.error_url(error), 303)
-    return await _approve(flow, pending, user)
+        return redirect(s.consents.error_url(error), 303)
+    return await _approve(s, pending, user)
 
 
 @bp.post("/authorize/logout")
 async def logout() -> Response:
     form = await read_form()
-    flow = Flow.current()
-    pending = await flow.pending.for_form(
-        form.get("request_id"), form.get("csrf"), _binding_cookie()
-    )
-    await flow.sessions.end(request.cookies.get(SESSION_COOKIE))
+    s = services()
+    pending = await s.pending.for_form(form.get("request_id"), form.get("csrf"), _binding_cookie())
+    await s.browser_sessions.end(request.cookies.get(SESSION_COOKIE))
     response = redirect(_continue_url(pending), 303)
-    clear_cookie(response, flow.s.settings, SESSION_COOKIE)
+    clear_cookie(response, s.settings, SESSION_COOKIE)
     return response
 
 

@@ -1,4 +1,5 @@
-"""Per-request access to the Services bundle and the caller's address."""
+"""What every blueprint needs from the request: the Services bundle, the caller's
+address, its bearer token, and the token endpoint's context."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import ipaddress
 
 from quart import current_app, request
 
+from authly.errors import InvalidToken
+from authly.oauth.grants import TokenContext, TokenLimits
 from authly.services import EXTENSION_KEY, Services
 
 
@@ -30,9 +33,34 @@ def client_ip() -> str:
     return peer
 
 
-def _is_trusted(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool:
+def _is_trusted(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
     return any(ip in net for net in networks)
+
+
+def bearer_token() -> str:
+    """The token from ``Authorization: Bearer <token>`` (RFC 6750 §2.1)."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise InvalidToken(missing=True)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("The Authorization header must be 'Bearer <token>'.")
+    return token.strip()
+
+
+def token_context(s: Services) -> TokenContext:
+    return TokenContext(
+        db=s.db,
+        login=s.login,
+        tokens=s.tokens,
+        limiter=s.rate_limit,
+        limits=TokenLimits(s.settings.token_rate_limit, s.settings.token_rate_window),
+        client_ip=client_ip(),
+        authorization=request.headers.get("Authorization"),
+    )

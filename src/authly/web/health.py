@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 from quart import Blueprint, Response, current_app
 
@@ -48,6 +50,17 @@ def _probe_state() -> tuple[bool, float]:
     return current_app.extensions.get(PROBE_KEY, (False, float("-inf")))  # type: ignore[no-any-return]
 
 
+def _last_error() -> dict[str, Any] | None:
+    """The last Redis failure ({"time", "error"}, password masked), also when Redis was
+    never reachable; None when there was none."""
+    s = services()
+    if s.supervisor is not None and s.supervisor.last_error is not None:
+        return s.supervisor.last_error.as_json()
+    if s.redis_error is not None:  # Redis was never tried (redis-py missing)
+        return s.redis_error.as_json()
+    return None
+
+
 @bp.get("/health")
 async def health() -> Response:
     s = services()
@@ -70,6 +83,7 @@ async def health() -> Response:
             "last_switch": (
                 supervisor.last_switch.as_json() if supervisor and supervisor.last_switch else None
             ),
+            "last_error": _last_error(),
         },
     }
     return json_response(body, 200 if db_ok else 503, {"Cache-Control": "no-store"})

@@ -5,34 +5,19 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
+from authly.errors import InvalidClient
 from authly.oauth import introspection
-from authly.oauth.errors import InvalidClient
 from authly.oauth.grants import (
-    TokenContext,
-    TokenLimits,
     authenticate_client,
     handle_token_request,
     limit_ip,
     require,
 )
-from authly.services import Services
-from authly.web.context import client_ip, services
+from authly.web.context import services, token_context
 from authly.web.parsing import read_form
 from authly.web.render import NO_STORE, json_response
 
 bp = Blueprint("oauth", __name__, url_prefix="/api/v1/oauth")
-
-
-def token_context(s: Services) -> TokenContext:
-    return TokenContext(
-        db=s.db,
-        login=s.login,
-        tokens=s.tokens,
-        limiter=s.rate_limit,
-        limits=TokenLimits(s.settings.token_rate_limit, s.settings.token_rate_window),
-        client_ip=client_ip(),
-        authorization=request.headers.get("Authorization"),
-    )
 
 
 @bp.post("/token")

@@ -12,18 +12,20 @@ from urllib.parse import parse_qsl
 from quart import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from authly.oauth.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from authly.errors import InvalidRequest
+from authly.web.errors import RequestTooLarge, UnsupportedMediaType
 
 MAX_FORM_FIELDS = 50
 
 
 async def _body() -> bytes:
     try:
-        return await request.get_data(as_text=False)  # type: ignore[no-any-return]
+        data = await request.get_data(as_text=False)
     except RequestEntityTooLarge:
         raise RequestTooLarge(
             f"The request body exceeds {request.max_content_length} bytes."
         ) from None
+    return data if isinstance(data, bytes) else data.encode("utf-8")
 
 
 def _media_type() -> str:

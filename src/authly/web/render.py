@@ -13,15 +13,8 @@ from typing import Any
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from authly.errors import StoreError
-from authly.oauth.errors import (
-    InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
-    OAuthError,
-    RequestTooLarge,
-    TemporarilyUnavailable,
-)
+from authly.errors import InvalidRequest, NotFound, OAuthError, StoreError
+from authly.web.errors import MethodNotAllowed, RequestTooLarge, TemporarilyUnavailable
 
 log = logging.getLogger("authly.web")
 

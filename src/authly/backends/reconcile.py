@@ -1,0 +1,131 @@
+"""Carry what an instance wrote to memory into Redis: used by the supervisor task only
+(never by the request path).
+
+When the supervisor puts the Redis features back on Redis (after an outage, or after a
+request saw a failure its own probe did not confirm), what was written to memory
+meanwhile must reach Redis before Redis answers for it:
+
+- Sessions are copied with their remaining TTL, pass after pass, each pass copying what
+  was written during the one before, until an export finds nothing new (``quiet``). The
+  supervisor swaps right after a quiet export, with no await in between, so no write can
+  fall between the last copy and the swap. Afterwards only the entries whose *last*
+  write was copied are dropped from memory (``settle``): an entry written again after
+  its copy stays, and is copied next time. Memory is never cleared wholesale.
+- Rate-limit windows are merged into Redis by hit id (nothing counts twice): before the
+  swap, so Redis decides with the hits made on memory, and once more after it for the
+  hits made in between.
+- The memory cache is dropped (other instances may have changed things meanwhile).
+
+Every step either finishes or raises BackendUnavailable / RedisCommandError, and drops
+nothing before its copy has succeeded; the supervisor then stays on (or goes back to)
+memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+
+from authly.backends.redis import RedisRateLimiter, RedisSessionStore
+from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
+from authly.errors import BackendUnavailable
+from authly.redis.actor import RedisActor, RedisCommandError
+
+log = logging.getLogger("authly.supervisor")
+
+MAX_PASSES = 4  # session copy passes before swapping anyway (a steady stream of writes)
+WIDTH = 256  # calls in flight at once (the actor pipelines them)
+
+REDIS_ERRORS = (BackendUnavailable, RedisCommandError)
+
+
+async def run_all(calls: list[Callable[[], Awaitable[object]]]) -> None:
+    """Run ``calls`` WIDTH at a time; raise the first Redis failure after each group."""
+    failures: list[Exception] = []
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await call()
+        except REDIS_ERRORS as exc:
+            failures.append(exc)
+
+    for start in range(0, len(calls), WIDTH):
+        async with trio.open_nursery() as nursery:
+            for call in calls[start : start + WIDTH]:
+                nursery.start_soon(one, call)
+        if failures:
+            raise failures[0]
+
+
+class Reconciler:
+    """The copy and merge steps; each feature is None when it is not on Redis."""
+
+    def __init__(
+        self,
+        actor: RedisActor,
+        *,
+        rate_limit: RateLimiterSlot | None,
+        cache: CacheSlot | None,
+        sessions: SessionSlot | None,
+    ) -> None:
+        self._rate_limit = rate_limit
+        self._cache = cache
+        self._sessions = sessions
+        self._redis_limiter = RedisRateLimiter(actor)
+        self.redis_sessions = RedisSessionStore(actor)  # where copies go (tests gate it)
+        self._answers_merged = -1  # rate-limit memory answers already merged
+
+    async def copy_sessions(self, since: int) -> tuple[int, bool]:
+        """Copy the sessions written to memory after sequence ``since``, again and again.
+
+        Returns (mark, quiet): everything written up to ``mark`` is in Redis; ``quiet``
+        when the last export found nothing new, i.e. nothing unsaved is in memory *now*
+        (the caller must swap before its next await to keep that true).
+        """
+        if self._sessions is None:
+            return since, True
+        memory = self._sessions.memory
+        mark = since
+        copied = 0
+        for _ in range(MAX_PASSES):
+            items, high = memory.export(mark)
+            if not items:
+                self._log_copied(copied)
+                return high, True
+            await run_all([partial(self.redis_sessions.set, *item) for item in items])
+            copied += len(items)
+            mark = high
+        self._log_copied(copied)
+        return mark, False
+
+    def _log_copied(self, copied: int) -> None:
+        if copied:
+            log.info("copied %d sessions from memory to Redis", copied)
+
+    async def merge_rate_limits(self, *, force: bool) -> None:
+        """Merge memory windows into Redis: always when ``force``, otherwise only if the
+        rate-limit slot answered from memory since the last merge."""
+        if self._rate_limit is None:
+            return
+        answers = self._rate_limit.statistics().memory_answers
+        if not force and answers == self._answers_merged:
+            return
+        windows = self._rate_limit.memory.export()
+        limiter = self._redis_limiter
+        await run_all(
+            [partial(limiter.merge, key, seconds, hits) for key, seconds, hits in windows]
+        )
+        self._answers_merged = answers
+        if windows:
+            log.info("merged %d rate-limit windows into Redis", len(windows))
+
+    def settle(self, mark: int) -> None:
+        """After the swap: drop what was copied (written at or before ``mark``) and the
+        memory cache. Synchronous, so it runs in the same step as the swap."""
+        if self._sessions is not None:
+            self._sessions.memory.discard_through(mark)
+        if self._cache is not None:
+            self._cache.memory.clear()

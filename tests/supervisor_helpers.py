@@ -1,0 +1,54 @@
+"""Helpers shared by the supervisor tests: settings, waiting on slots, reading /metrics."""
+
+from __future__ import annotations
+
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from authly.redis.url import parse_redis_url
+from tests.conftest import make_settings
+
+ALL_FEATURES = {"rate_limit": True, "cache": True, "session": True}
+
+
+def redis_settings(tmp_path, url: str, **redis_overrides):
+    base = make_settings(tmp_path)
+    redis = base.redis.__class__(
+        url=parse_redis_url(url),
+        **ALL_FEATURES,
+        health_interval_ms=100,
+        op_timeout_ms=200,
+        connect_timeout=1,
+    )
+    return base.replace(redis=redis.__class__(**{**redis.__dict__, **redis_overrides}))
+
+
+def on(name: str):
+    return lambda impl: impl.name == name
+
+
+# A hang detector for waits on switches, not a timing assertion: how fast switches
+# happen is measured by scripts/chaos.py (docs/benchmarks.md).
+HANG = 30.0
+
+
+async def wait_all(services, name: str, timeout: float = HANG) -> None:
+    with trio.fail_after(timeout):
+        for slot in services.slots():
+            await slot.wait_until(on(name))
+
+
+async def metrics_text(client) -> str:
+    return (await (await client.get("/metrics")).get_data()).decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+def lines_with(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]

@@ -1,0 +1,51 @@
+"""OAuth clients for a server's store: the row, and a SQLite store file seeded before (or
+while) a server runs on it. Shared by the tests and scripts/bench_core.py."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from authly.oauth.clients import hash_secret
+from authly.store import clients as client_repo
+from authly.store.db import connect
+from authly.store.migrations import migrate
+
+
+def client_row(
+    client_id: str,
+    *,
+    name: str | None = None,
+    redirect_uris: tuple[str, ...] = (),
+    secret: str | None = None,
+    auth_method: str = "none",
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token"),
+    scopes: tuple[str, ...] = ("profile", "email", "offline_access"),
+    first_party: bool = False,
+) -> client_repo.ClientRow:
+    """A client row as the admin API would store it (the secret hashed), created now."""
+    now = time.time()
+    return client_repo.ClientRow(
+        client_id=client_id,
+        name=name if name is not None else f"{client_id} app",
+        secret_hash=hash_secret(secret) if secret else None,
+        auth_method=auth_method,
+        redirect_uris=redirect_uris,
+        grant_types=grant_types,
+        scopes=scopes,
+        first_party=first_party,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def register_client(db_path: Path, client_id: str, **fields: Any) -> None:
+    """Insert ``client_row(client_id, **fields)`` into the store file (migrating a new
+    file first); safe while a server runs on it (WAL, busy timeout)."""
+    conn = connect(str(db_path))
+    try:
+        migrate(conn)
+        client_repo.insert(conn, client_row(client_id, **fields))
+    finally:
+        conn.close()
