@@ -17,7 +17,9 @@
         ├── NotFound                404 not_found (admin API: no such client or scope)
         └── Conflict                409 conflict (admin API: duplicates, in-use)
 
-Errors that only HTTP parsing raises (413, 415, 405, 503) live in ``authly.web.errors``.
+Errors that only HTTP parsing raises (413, 415, 405, 503) live in ``authly.web.errors``;
+the store's duplicate-key errors (``UsernameTaken``, ``ClientExists``, ``ScopeExists``)
+and ``RedisUrlError`` live beside the code that raises them, all under ``AuthlyError``.
 Foreign errors (sqlite3, redis-py, joserfc) are translated into these once, at the
 module that talks to the foreign library; nothing above sees the foreign types.
 Domain code only raises; ``web/render.py`` turns any OAuthError into a response.

@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
+from authly.errors import AuthlyError
+
 _SSL_CERT_REQS = ("none", "optional", "required")
 _OPTIONS = re.compile(r"\?(?=(?:ssl_ca_certs|ssl_cert_reqs|db)=)")
 
 
-class RedisUrlError(ValueError):
+class RedisUrlError(AuthlyError, ValueError):
     """Raised when a Redis URL cannot be parsed; the message says what is wrong."""
 
 

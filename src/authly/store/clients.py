@@ -7,8 +7,10 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from authly.errors import AuthlyError
 
-class ClientExists(Exception):
+
+class ClientExists(AuthlyError):
     """Raised when a client id is already registered."""
 
 

@@ -6,8 +6,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from authly.errors import AuthlyError
 
-class ScopeExists(Exception):
+
+class ScopeExists(AuthlyError):
     """Raised when a scope name is already registered."""
 
 

@@ -7,10 +7,11 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 
+from authly.errors import AuthlyError
 from authly.store.db import write_transaction
 
 
-class UsernameTaken(Exception):
+class UsernameTaken(AuthlyError):
     """Raised when a user with the same (case-insensitive) username exists."""
 
 
