@@ -23,6 +23,14 @@ def redis_settings(tmp_path, url: str, **redis_overrides):
     return base.replace(redis=redis.__class__(**{**redis.__dict__, **redis_overrides}))
 
 
+def steady_redis_settings(tmp_path, url: str):
+    """For tests that use Redis but are not about outages: deadlines generous enough
+    that a loaded machine never sends a slow call to the memory fallback mid-test."""
+    return redis_settings(
+        tmp_path, url, op_timeout_ms=10_000, health_interval_ms=1_000, connect_timeout=10
+    )
+
+
 def on(name: str):
     return lambda impl: impl.name == name
 

@@ -12,7 +12,7 @@ from authly.factory import create_app
 from authly.redis.actor import RedisActor
 from authly.redis.url import parse_redis_url
 from tests.conftest import login, services_of
-from tests.test_supervisor import redis_settings
+from tests.supervisor_helpers import steady_redis_settings
 
 pytestmark = pytest.mark.redis
 
@@ -25,7 +25,7 @@ async def raw_client(nursery, server) -> RedisActor:
 
 async def test_cache_session_and_rate_limit_live_in_redis(tmp_path, redis_server, nursery):
     redis = await raw_client(nursery, redis_server)
-    app = create_app(redis_settings(tmp_path, redis_server.url))
+    app = create_app(steady_redis_settings(tmp_path, redis_server.url))
     async with app.test_app() as test_app:
         client = test_app.test_client()
         tokens = await (await login(client)).get_json()
@@ -37,7 +37,7 @@ async def test_cache_session_and_rate_limit_live_in_redis(tmp_path, redis_server
         assert json.loads(cached) == jwks
         me = await (await client.get("/api/v1/users/me", headers=bearer)).get_json()
         profile = json.loads(await redis.execute("GET", f"authly:cache:user:{me['id']}"))
-        assert profile["username"] == "admin"
+        assert profile["profile"]["username"] == "admin"
         assert 0 < await redis.execute("PTTL", f"authly:cache:user:{me['id']}") <= 60_000
         await client.get("/api/v1/users/me", headers=bearer)
         metrics = (await (await client.get("/metrics")).get_data()).decode()
@@ -68,7 +68,7 @@ async def test_redis_password_is_never_shown(tmp_path, nursery, caplog):
     caplog.set_level(logging.DEBUG)
     server = RedisServer(nursery, password="s3cret-pass")
     await server.start()
-    app = create_app(redis_settings(tmp_path, server.url))
+    app = create_app(steady_redis_settings(tmp_path, server.url))
     async with app.test_app() as test_app:
         client = test_app.test_client()
         health = await (await client.get("/health")).get_json()

@@ -68,8 +68,8 @@ async def test_signing_key_is_generated_once_for_processes_sharing_a_file(nurser
     first = await open_database(nursery, db_path)
     second = await open_database(nursery, db_path)
     try:
-        rows_a = await first.run(key_repo.ensure_one, generate, time.time())
-        rows_b = await second.run(key_repo.ensure_one, generate, time.time())
+        rows_a = await first.run(key_repo.ensure_current, {"RS256": generate}, time.time())
+        rows_b = await second.run(key_repo.ensure_current, {"RS256": generate}, time.time())
         assert generated == [1]
         assert [r.kid for r in rows_a] == [r.kid for r in rows_b] == ["kid-1"]
         assert "PEM" not in repr(rows_a[0])  # the private key never shows in a repr

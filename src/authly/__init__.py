@@ -1,4 +1,4 @@
-"""Authly: a self-hosted OAuth 2.1 authorization server on Trio (OpenID Connect planned)."""
+"""Authly: a self-hosted OAuth 2.1 + OpenID Connect authorization server on Trio."""
 
 __version__ = "0.1.0"
 

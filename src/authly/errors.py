@@ -12,6 +12,7 @@
         ├── UnsupportedGrantType    400 unsupported_grant_type
         ├── InvalidScope            400 invalid_scope
         ├── InvalidToken            401 invalid_token + WWW-Authenticate (RFC 6750 §3.1)
+        ├── InsufficientScope       403 insufficient_scope + WWW-Authenticate (RFC 6750 §3.1)
         ├── RateLimitExceeded       429 too_many_requests + Retry-After
         ├── AccessDenied            403 access_denied
         ├── NotFound                404 not_found (admin API: no such client or scope)
@@ -147,6 +148,24 @@ class InvalidToken(OAuthError):
         return {
             "WWW-Authenticate": f'Bearer realm="authly", error="invalid_token", '
             f'error_description="{self.description}"'
+        }
+
+
+class InsufficientScope(OAuthError):
+    """Raised when a valid bearer access token lacks the scope a resource needs."""
+
+    error = "insufficient_scope"
+    status_code = 403
+    default_description = "The access token lacks the scope this resource requires."
+
+    def __init__(self, scope: str, description: str | None = None) -> None:
+        self.scope = scope
+        super().__init__(description)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": f'Bearer realm="authly", error="insufficient_scope", '
+            f'error_description="{self.description}", scope="{self.scope}"'
         }
 
 

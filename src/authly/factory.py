@@ -17,7 +17,18 @@ from quart_trio import QuartTrio
 from authly import lifecycle
 from authly.config import Settings
 from authly.metrics import Metrics
-from authly.web import admin, auth, authorize, health, oauth, oidc, users
+from authly.web import (
+    account,
+    admin,
+    admin_keys,  # noqa: F401  (adds the /keys routes to admin.bp)
+    admin_users,
+    auth,
+    authorize,
+    health,
+    oauth,
+    oidc,
+    users,
+)
 from authly.web import metrics as metrics_web
 from authly.web.connection_close import shield_final_send
 from authly.web.render import register_error_handlers
@@ -68,6 +79,8 @@ def create_app(settings: Settings | None = None) -> AuthlyApp:
         oauth.bp,
         authorize.bp,
         admin.bp,
+        admin_users.bp,
+        account.bp,
         users.bp,
         oidc.bp,
         health.bp,

@@ -22,15 +22,16 @@ from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
 from authly.oauth.registry import Registry
+from authly.oidc.id_tokens import IdTokens
 from authly.services import EXTENSION_KEY, Services
-from authly.store import keys as key_repo
 from authly.store import users as user_repo
 from authly.store.db import Database, open_database
 from authly.tokens.access import AccessTokens
 from authly.tokens.jwks import JwksDocument
-from authly.tokens.keys import SigningKeys, generate_rsa_key
+from authly.tokens.keys import REFRESH_INTERVAL, SigningKeys, retention_for
 from authly.tokens.revocation import RevocationList
 from authly.tokens.service import TokenService
+from authly.users.accounts import Accounts
 from authly.users.admin_auth import AdminAuth
 from authly.users.browser_sessions import BrowserSessions
 from authly.users.login import LoginService
@@ -69,8 +70,9 @@ async def bootstrap_admin(db: Database, hasher: PasswordHasher, settings: Settin
 
 async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -> Services:
     db = await open_database(app.nursery, settings.sqlite_path)
-    rows = await db.run(key_repo.ensure_one, generate_rsa_key, time.time())
-    keys = SigningKeys(rows)
+    # Retired keys stay published while anything they signed can live: access tokens
+    # and ID tokens (both AUTHLY_ACCESS_TOKEN_TTL) — tokens/keys.py.
+    keys = await SigningKeys.open(db, retention=retention_for(settings.access_token_ttl))
     hasher = make_hasher(settings)
     await bootstrap_admin(db, hasher, settings)
     rate_limit, cache, sessions = make_slots(settings, metrics)
@@ -109,7 +111,10 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         metadata=metadata,
         profiles=profiles,
         jwks=JwksDocument(keys, cache),
+        accounts=Accounts(db, hasher, profiles, tokens, login),
+        id_tokens=IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl),
     )
+    services.owned_scopes.append(await app.nursery.start(keys.run_refresh, REFRESH_INTERVAL))
     if settings.purge_interval > 0:
         services.housekeeper = Housekeeper(
             db, interval=settings.purge_interval, on_purged=metrics.count_purged

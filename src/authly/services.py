@@ -18,10 +18,12 @@ from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
 from authly.oauth.registry import Registry
+from authly.oidc.id_tokens import IdTokens
 from authly.store.db import Database
 from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys
 from authly.tokens.service import TokenService
+from authly.users.accounts import Accounts
 from authly.users.admin_auth import AdminAuth
 from authly.users.browser_sessions import BrowserSessions
 from authly.users.login import LoginService
@@ -54,6 +56,8 @@ class Services:
     metadata: MetadataDocument
     profiles: UserProfiles
     jwks: JwksDocument
+    accounts: Accounts
+    id_tokens: IdTokens
     supervisor: Supervisor | None = None
     housekeeper: Housekeeper | None = None
     redis_error: LastError | None = None  # Redis configured but never tried

@@ -73,8 +73,8 @@ def test_serve_login_over_http(spawn: Spawn, http: httpx.Client) -> None:
 def test_two_processes_share_sqlite(spawn: Spawn, http: httpx.Client, tmp_path: Path) -> None:
     # Tokens carry iss/aud, so instances serving one deployment share AUTHLY_ISSUER.
     env = authly_env(tmp_path / "authly.db", AUTHLY_ISSUER="http://authly.e2e.test")
-    # Both start at once on a fresh file: migrations, the first signing key and the
-    # bootstrap admin must each be created exactly once.
+    # Both start at once on a fresh file: migrations, the first signing keys (one per
+    # algorithm) and the bootstrap admin must each be created exactly once.
     a = spawn(name="a", env=env)
     b = spawn(name="b", env=env)
     a.wait_healthy()
@@ -83,14 +83,15 @@ def test_two_processes_share_sqlite(spawn: Spawn, http: httpx.Client, tmp_path: 
     jwks_a = http.get(a.url("/.well-known/jwks.json")).json()
     jwks_b = http.get(b.url("/.well-known/jwks.json")).json()
     kids_a = [key["kid"] for key in jwks_a["keys"]]
-    assert len(kids_a) == 1
+    assert sorted(key["alg"] for key in jwks_a["keys"]) == ["ES256", "EdDSA", "RS256"]
     assert kids_a == [key["kid"] for key in jwks_b["keys"]]
     assert jwks_a == jwks_b
+    (rs256,) = [key["kid"] for key in jwks_a["keys"] if key["alg"] == "RS256"]
 
     response = login(http, a.base_url)
     assert response.status_code == 200, response.text
     from_a = response.json()
-    assert jwt_header(from_a["access_token"])["kid"] == kids_a[0]
+    assert jwt_header(from_a["access_token"])["kid"] == rs256
 
     # An access token issued by A is accepted by B (same key, same issuer).
     profile = me(http, b.base_url, from_a["access_token"])

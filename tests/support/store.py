@@ -23,6 +23,7 @@ def client_row(
     grant_types: tuple[str, ...] = ("authorization_code", "refresh_token"),
     scopes: tuple[str, ...] = ("profile", "email", "offline_access"),
     first_party: bool = False,
+    id_token_signed_response_alg: str = "RS256",
 ) -> client_repo.ClientRow:
     """A client row as the admin API would store it (the secret hashed), created now."""
     now = time.time()
@@ -37,6 +38,7 @@ def client_row(
         first_party=first_party,
         created_at=now,
         updated_at=now,
+        id_token_signed_response_alg=id_token_signed_response_alg,
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from authly.config import Settings
 from tests.redis_server import RedisServer, requires_redis
-from tests.test_supervisor import redis_settings
+from tests.supervisor_helpers import steady_redis_settings
 from tests.web.browser import PASSWORD, USER, Browser, web_client
 from tests.web.helpers import create_user
 
@@ -32,9 +32,10 @@ def browser(app: Any) -> Browser:
 
 @pytest.fixture(params=BACKENDS)
 async def backend_settings(request: Any, settings: Settings, tmp_path: Any, nursery: Any) -> Any:
-    """The test settings with every backend on memory, or on a real redis-server."""
+    """The test settings with every backend on memory, or on a real redis-server (with
+    deadlines a loaded machine cannot miss: these tests are not about outages)."""
     if request.param == "memory":
         return settings
     server = RedisServer(nursery)
     await server.start()
-    return redis_settings(tmp_path, server.url)
+    return steady_redis_settings(tmp_path, server.url)

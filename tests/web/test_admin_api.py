@@ -23,6 +23,7 @@ CLIENT_KEYS = {
     "grant_types",
     "scopes",
     "first_party",
+    "id_token_signed_response_alg",
     "created_at",
     "updated_at",
 }
@@ -431,3 +432,17 @@ async def test_admin_responses_never_carry_a_secret_hash(app, admin):
         text = await response.get_data(as_text=True)
         assert row.secret_hash not in text
         assert "secret_hash" not in text
+
+
+async def test_a_client_chooses_its_id_token_algorithm(admin):
+    created = await json_of(
+        await admin.post(CLIENTS, json={**SERVICE, "id_token_signed_response_alg": "EdDSA"}), 201
+    )
+    assert created["id_token_signed_response_alg"] == "EdDSA"
+    path = f"{CLIENTS}/{created['client_id']}"
+    changed = await json_of(await admin.patch(path, json={"id_token_signed_response_alg": "ES256"}))
+    assert changed["id_token_signed_response_alg"] == "ES256"
+    refused = await admin.patch(path, json={"id_token_signed_response_alg": "HS256"})
+    assert (await error_body(refused, 400))["error"] == "invalid_request"
+    default = await json_of(await admin.post(CLIENTS, json=SERVICE), 201)
+    assert default["id_token_signed_response_alg"] == "RS256"

@@ -204,9 +204,9 @@ async def test_offline_access_scope_flows_through(browser, alice):
 async def test_the_flow_moves_between_instances_on_redis(tmp_path, redis_server):
     """The pending request and the login session live in Redis: a flow started on one
     instance is finished on another (and the code is redeemed on a third view of it)."""
-    from tests.test_supervisor import redis_settings
+    from tests.supervisor_helpers import steady_redis_settings
 
-    settings = redis_settings(tmp_path, redis_server.url)
+    settings = steady_redis_settings(tmp_path, redis_server.url)
     async with create_app(settings).test_app() as one, create_app(settings).test_app() as two:
         await web_client(one)
         await create_user(one, USER, PASSWORD)

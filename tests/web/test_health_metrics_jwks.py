@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import JWKRegistry, KeySet, RSAKey
 from prometheus_client.parser import text_string_to_metric_families
 
 from authly import __version__
@@ -98,36 +98,47 @@ async def _jwks(client) -> dict:
     return await response.get_json()
 
 
-async def test_jwks_has_one_public_rsa_signing_key(client):
+def _rsa(document: dict) -> dict:
+    (key,) = [k for k in document["keys"] if k["alg"] == "RS256"]
+    return key
+
+
+async def test_jwks_has_one_public_signing_key_per_algorithm(client):
     document = await _jwks(client)
     assert set(document) == {"keys"}
-    assert len(document["keys"]) == 1
-    key = document["keys"][0]
-    assert key["kty"] == "RSA"
-    assert key["alg"] == "RS256"
-    assert key["use"] == "sig"
-    assert key["kid"]
-    assert key["n"]
-    assert key["e"] == "AQAB"
-    assert not PRIVATE_MEMBERS & set(key), sorted(PRIVATE_MEMBERS & set(key))
+    by_alg = {k["alg"]: k for k in document["keys"]}
+    assert len(document["keys"]) == len(by_alg) == 3
+    rsa, ec, okp = by_alg["RS256"], by_alg["ES256"], by_alg["EdDSA"]
+    assert (rsa["kty"], rsa["e"]) == ("RSA", "AQAB")
+    assert rsa["n"]
+    assert (ec["kty"], ec["crv"]) == ("EC", "P-256")
+    assert ec["x"]
+    assert ec["y"]
+    assert (okp["kty"], okp["crv"]) == ("OKP", "Ed25519")
+    assert okp["x"]
+    for key in document["keys"]:
+        assert key["use"] == "sig"
+        assert key["kid"]
+        assert not PRIVATE_MEMBERS & set(key), sorted(PRIVATE_MEMBERS & set(key))
 
 
-async def test_jwks_is_publicly_cacheable(client):
+async def test_jwks_is_publicly_cacheable_for_the_cache_ttl(app, client):
     response = await client.get("/.well-known/jwks.json")
-    assert "public" in response.headers["Cache-Control"]
-    assert "max-age" in response.headers["Cache-Control"]
+    ttl = int(services_of(app).jwks.ttl)
+    assert ttl == 300
+    assert response.headers["Cache-Control"] == f"public, max-age={ttl}"
 
 
 async def test_jwks_kid_is_the_rfc7638_thumbprint(client):
-    key = (await _jwks(client))["keys"][0]
-    assert RSAKey.import_key(key).thumbprint() == key["kid"]
+    for key in (await _jwks(client))["keys"]:
+        assert JWKRegistry.import_key(key).thumbprint() == key["kid"]
 
 
 async def test_login_token_verifies_against_the_published_jwks(client):
     key_set = KeySet.import_key_set(await _jwks(client))
     tokens = await json_of(await login(client))
     token = jwt.decode(tokens["access_token"], key_set, algorithms=["RS256"])
-    assert token.header["kid"] == (await _jwks(client))["keys"][0]["kid"]
+    assert token.header["kid"] == _rsa(await _jwks(client))["kid"]
     assert token.header["alg"] == "RS256"
     assert token.claims["iss"] == ISSUER
     assert token.claims["aud"] == ISSUER
@@ -138,9 +149,11 @@ async def test_login_token_verifies_against_the_published_jwks(client):
 
 
 async def test_jwks_does_not_verify_a_token_from_another_key(client):
-    key_set = KeySet.import_key_set(await _jwks(client))
+    document = await _jwks(client)
+    key_set = KeySet.import_key_set(document)
     other = RSAKey.generate_key(2048, private=True)
-    forged = jwt.encode({"alg": "RS256"}, {"sub": "x"}, other, algorithms=["RS256"])
+    header = {"alg": "RS256", "kid": _rsa(document)["kid"]}
+    forged = jwt.encode(header, {"sub": "x"}, other, algorithms=["RS256"])
     with pytest.raises(BadSignatureError):
         jwt.decode(forged, key_set, algorithms=["RS256"])
 

@@ -9,13 +9,17 @@ import time
 import click
 import trio
 
+from authly.cli.admin_keys import keys
 from authly.cli.admin_remote import COMMANDS
+from authly.cli.admin_users import COMMANDS as USER_COMMANDS
 from authly.cli.common import load_settings, read_credentials
 from authly.config import Settings
+from authly.errors import InvalidRequest
 from authly.lifecycle import make_hasher
 from authly.store import users as user_repo
 from authly.store.db import open_database
 from authly.store.users import User, UsernameTaken
+from authly.users.profile_fields import parse_changes
 
 
 @click.group()
@@ -29,11 +33,16 @@ def admin() -> None:
 
 @admin.group()
 def user() -> None:
-    """Manage users in the configured database."""
+    """Manage users: `create` on the configured database, the rest on the server."""
 
 
 async def _create_user(
-    settings: Settings, username: str, password: str, email: str | None, is_admin: bool
+    settings: Settings,
+    username: str,
+    password: str,
+    email: str | None,
+    is_admin: bool,
+    name: str | None = None,
 ) -> User | None:
     hasher = make_hasher(settings)
     password_hash = await hasher.hash(password)
@@ -41,9 +50,11 @@ async def _create_user(
     async with trio.open_nursery() as nursery:
         db = await open_database(nursery, settings.sqlite_path)
         try:
-            created = await db.run(
-                user_repo.create, username, password_hash, email, is_admin, time.time()
-            )
+            now = time.time()
+            created = await db.run(user_repo.create, username, password_hash, email, is_admin, now)
+            if name is not None:
+                changes = {"name": name}
+                created = await db.run(user_repo.update_attributes, created.id, changes, now)
         except UsernameTaken:
             created = None  # reported by the caller; raising here would be wrapped
         finally:
@@ -55,12 +66,19 @@ async def _create_user(
 @click.option("--username", required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--email", default=None)
+@click.option("--name", default=None, help="Full name (the OpenID Connect name claim).")
 @click.option("--admin/--no-admin", "is_admin", default=False, help="Grant the admin scope.")
-def create_user(username: str, password_stdin: bool, email: str | None, is_admin: bool) -> None:
+def create_user(
+    username: str, password_stdin: bool, email: str | None, name: str | None, is_admin: bool
+) -> None:
     """Create a user (argon2id-hashed password)."""
     settings = load_settings()
+    try:
+        parse_changes({"email": email, "name": name})
+    except InvalidRequest as exc:
+        raise click.UsageError(exc.description) from None
     username, password = read_credentials(username, password_stdin, min_password=8, confirm=True)
-    created = trio.run(_create_user, settings, username, password, email, is_admin)
+    created = trio.run(_create_user, settings, username, password, email, is_admin, name)
     if created is None:
         click.echo(f"authly: user {username!r} already exists", err=True)
         sys.exit(1)
@@ -69,3 +87,6 @@ def create_user(username: str, password_stdin: bool, email: str | None, is_admin
 
 for _command in COMMANDS:
     admin.add_command(_command)
+for _command in USER_COMMANDS:
+    user.add_command(_command)
+admin.add_command(keys)

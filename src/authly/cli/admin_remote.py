@@ -27,6 +27,7 @@ from authly.cli.remote import (
 )
 from authly.oauth.grants import GRANTS
 from authly.oauth.registration import CONFIDENTIAL_METHODS
+from authly.oidc.id_tokens import ID_TOKEN_ALGS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,6 +148,7 @@ def _client_fields(c: dict[str, Any]) -> list[tuple[str, str]]:
         ("scopes", " ".join(c.get("scopes") or []) or "-"),
         ("redirect URIs", " ".join(c.get("redirect_uris") or []) or "-"),
         ("first party", "yes" if c.get("first_party") else "no"),
+        ("ID token alg", str(c.get("id_token_signed_response_alg", "RS256"))),
     ]
 
 
@@ -164,6 +166,7 @@ def _show_client(c: dict[str, Any], as_json: bool) -> None:
 
 _grant_choice = click.Choice(list(GRANTS))
 _method_choice = click.Choice(CONFIDENTIAL_METHODS)
+_alg_choice = click.Choice(ID_TOKEN_ALGS)
 
 
 @client.command("create")
@@ -179,6 +182,7 @@ _method_choice = click.Choice(CONFIDENTIAL_METHODS)
 @click.option("--grant-type", "grant_types", type=_grant_choice, multiple=True, help="Repeatable.")
 @click.option("--scope", "scopes", multiple=True, help="Repeatable; default: the default scopes.")
 @click.option("--first-party", is_flag=True, help="Trusted first-party client (no consent).")
+@click.option("--id-token-alg", type=_alg_choice, default=None, help="Default RS256.")
 @remote_options
 def client_create(
     name: str,
@@ -188,6 +192,7 @@ def client_create(
     grant_types: tuple[str, ...],
     scopes: tuple[str, ...],
     first_party: bool,
+    id_token_alg: str | None,
     url: str,
     as_json: bool,
 ) -> None:
@@ -208,6 +213,8 @@ def client_create(
         body["grant_types"] = list(grant_types)
     if scopes:
         body["scopes"] = list(scopes)
+    if id_token_alg is not None:
+        body["id_token_signed_response_alg"] = id_token_alg
     _show_client(Remote(url).call("POST", "/clients", body=body), as_json)
 
 
@@ -250,6 +257,7 @@ def client_show(client_id: str, url: str, as_json: bool) -> None:
 )
 @click.option("--scope", "scopes", multiple=True, help="Replaces the list.")
 @click.option("--first-party/--third-party", "first_party", default=None)
+@click.option("--id-token-alg", type=_alg_choice, default=None)
 @remote_options
 def client_update(
     client_id: str,
@@ -259,6 +267,7 @@ def client_update(
     grant_types: tuple[str, ...],
     scopes: tuple[str, ...],
     first_party: bool | None,
+    id_token_alg: str | None,
     url: str,
     as_json: bool,
 ) -> None:
@@ -270,6 +279,7 @@ def client_update(
         "grant_types": list(grant_types) or None,
         "scopes": list(scopes) or None,
         "first_party": first_party,
+        "id_token_signed_response_alg": id_token_alg,
     }
     body = {k: v for k, v in changes.items() if v is not None}
     if not body:

@@ -35,10 +35,17 @@ def read_credentials(
     username = username.strip()
     if not 1 <= len(username) <= MAX_USERNAME:
         raise click.BadParameter(f"must be 1 to {MAX_USERNAME} characters", param_hint="username")
+    return username, read_password(password_stdin, min_password=min_password, confirm=confirm)
+
+
+def read_password(
+    password_stdin: bool, *, min_password: int, confirm: bool, prompt: str = "Password"
+) -> str:
+    """A password from stdin or a hidden prompt, within the allowed length."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm, err=True)
+        password = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
     if not min_password <= len(password) <= MAX_PASSWORD:
         raise click.UsageError(f"the password must be {min_password} to {MAX_PASSWORD} characters")
-    return username, password
+    return password

@@ -13,7 +13,7 @@ from authly.cli.serve import serve
 @click.group()
 @click.version_option(__version__, prog_name="authly")
 def main() -> None:
-    """Authly: a self-hosted OAuth 2.1 authorization server (OpenID Connect is planned)."""
+    """Authly: a self-hosted OAuth 2.1 + OpenID Connect authorization server."""
 
 
 @main.command("check-config")

@@ -21,14 +21,18 @@ from authly.errors import AuthlyError, InvalidRequest, OAuthError
 from authly.oauth import pkce
 from authly.oauth.clients import redirect_uri_matches
 from authly.oauth.scopes import describe_scope, format_scope, parse_scope
+from authly.oidc.claims import STANDARD_CLAIMS, parse_claims_request
+from authly.oidc.discovery import PROMPT_VALUES
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo
 from authly.store import scopes as scope_repo
-from authly.store.codes import CodeGrant
+from authly.store.codes import CodeGrant, LoginEvent
 from authly.store.db import Database
 
 CODE_TTL = 60.0
 MAX_STATE = 1024
+MAX_NONCE = 512
+MAX_LOGIN_HINT = 255
 
 
 class UnsafeAuthorizationError(AuthlyError):
@@ -60,10 +64,26 @@ class AuthorizationRequest:
     scope: str
     state: str
     code_challenge: str
+    # OpenID Connect (empty when not asked for): nonce, prompt values, max_age, login_hint
+    nonce: str = ""
+    prompt: str = ""
+    max_age: int | None = None
+    login_hint: str = ""
+    # The claims parameter (Core §5.5): standard claims asked for by name, per target.
+    claims_userinfo: str = ""
+    claims_id_token: str = ""
+
+    @property
+    def is_openid(self) -> bool:
+        return "openid" in self.scope.split(" ")
+
+    def prompts(self, value: str) -> bool:
+        return value in self.prompt.split(" ")
 
     def to_session(self) -> dict[str, str]:
         data = asdict(self)
         data["first_party"] = "1" if self.first_party else ""
+        data["max_age"] = "" if self.max_age is None else str(self.max_age)
         return data
 
     @classmethod
@@ -77,7 +97,53 @@ class AuthorizationRequest:
             scope=data["scope"],
             state=data["state"],
             code_challenge=data["code_challenge"],
+            nonce=data.get("nonce", ""),
+            prompt=data.get("prompt", ""),
+            max_age=int(data["max_age"]) if data.get("max_age") else None,
+            login_hint=data.get("login_hint", ""),
+            claims_userinfo=data.get("claims_userinfo", ""),
+            claims_id_token=data.get("claims_id_token", ""),
         )
+
+
+@dataclass(frozen=True)
+class _OpenID:
+    nonce: str
+    prompt: str
+    max_age: int | None
+    login_hint: str
+    claims_userinfo: str
+    claims_id_token: str
+
+
+def _openid_parameters(params: Mapping[str, str]) -> _OpenID:
+    """nonce, prompt, max_age, login_hint (OIDC Core §3.1.2.1) and claims (§5.5);
+    InvalidRequest if one is bad."""
+    nonce = params.get("nonce") or ""
+    if len(nonce) > MAX_NONCE:
+        raise InvalidRequest(f"nonce is longer than {MAX_NONCE} characters.")
+    prompts = (params.get("prompt") or "").split()
+    unknown = [p for p in prompts if p not in PROMPT_VALUES]
+    if unknown:
+        raise InvalidRequest(
+            f"Unsupported prompt value {unknown[0][:32]!r}; supported: {', '.join(PROMPT_VALUES)}."
+        )
+    if "none" in prompts and len(set(prompts)) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other values.")
+    max_age_text = params.get("max_age")
+    max_age = None
+    if max_age_text:
+        if not max_age_text.isdigit() or len(max_age_text) > 10:
+            raise InvalidRequest("max_age must be a whole number of seconds.")
+        max_age = int(max_age_text)
+    hint = (params.get("login_hint") or "")[:MAX_LOGIN_HINT]
+    claims = parse_claims_request(params.get("claims"))
+
+    def asked(target: str) -> str:
+        return " ".join(sorted(claims.names(target) & STANDARD_CLAIMS)) if claims else ""
+
+    prompt = " ".join(dict.fromkeys(prompts))
+    return _OpenID(nonce, prompt, max_age, hint, asked("userinfo"), asked("id_token"))
 
 
 async def validate_authorization_request(
@@ -117,6 +183,7 @@ async def validate_authorization_request(
             params.get("code_challenge"), params.get("code_challenge_method")
         )
         requested = parse_scope(params.get("scope"))
+        oidc = _openid_parameters(params)
     except OAuthError as exc:
         raise fail(exc.error, exc.description) from None
     allowed = frozenset(client.scopes)
@@ -135,6 +202,12 @@ async def validate_authorization_request(
         scope=format_scope(requested),
         state=state,
         code_challenge=challenge,
+        nonce=oidc.nonce,
+        prompt=oidc.prompt,
+        max_age=oidc.max_age,
+        login_hint=oidc.login_hint,
+        claims_userinfo=oidc.claims_userinfo,
+        claims_id_token=oidc.claims_id_token,
     )
 
 
@@ -150,8 +223,11 @@ class AuthorizationCodes:
         self._ttl = ttl
         self._now = now
 
-    async def create(self, request: AuthorizationRequest, user_id: str) -> str:
-        """A fresh single-use code for ``request`` approved by ``user_id``."""
+    async def create(
+        self, request: AuthorizationRequest, user_id: str, login: LoginEvent | None = None
+    ) -> str:
+        """A fresh single-use code for ``request`` approved by ``user_id``, who signed
+        in as ``login`` describes (what the ID token will say about it)."""
         code = secrets.token_urlsafe(32)
         grant = CodeGrant(
             client_id=request.client_id,
@@ -159,6 +235,11 @@ class AuthorizationCodes:
             redirect_uri=request.redirect_uri_given,
             scope=request.scope,
             code_challenge=request.code_challenge,
+            nonce=request.nonce or None,
+            auth_time=login.auth_time if login else None,
+            session_sid=login.sid if login else None,
+            claims_userinfo=request.claims_userinfo,
+            claims_id_token=request.claims_id_token,
         )
         now = self._now()
         await self._db.run(code_repo.insert, hash_code(code), grant, now, now + self._ttl)

@@ -25,6 +25,7 @@ from authly.oauth.clients import redirect_uri_matches
 from authly.store import clients as client_repo
 from authly.store import consents as consent_repo
 from authly.store import scopes as scope_repo
+from authly.store.codes import LoginEvent
 from authly.store.db import Database
 from authly.store.users import User
 from authly.users.roles import ADMIN_SCOPE
@@ -150,14 +151,22 @@ class Consents:
             return False
         return not await self._db.run(consent_repo.has, user_id, request.client_id, request.scope)
 
-    async def approve(self, request: AuthorizationRequest, user_id: str, *, remember: bool) -> str:
-        """Issue a code for ``request`` approved by ``user_id``; return the redirect URL."""
+    async def approve(
+        self,
+        request: AuthorizationRequest,
+        user_id: str,
+        *,
+        remember: bool,
+        login: LoginEvent | None = None,
+    ) -> str:
+        """Issue a code for ``request`` approved by ``user_id`` (signed in as ``login``
+        says); return the redirect URL."""
         await recheck_client(self._db, request)
         if remember and not request.first_party:
             await self._db.run(
                 consent_repo.remember, user_id, request.client_id, request.scope, self._now()
             )
-        code = await self._codes.create(request, user_id)
+        code = await self._codes.create(request, user_id, login)
         return response_url(request.redirect_uri, request.state or None, self._issuer, code=code)
 
     def error_url(self, error: RedirectableError) -> str:

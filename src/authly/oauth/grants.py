@@ -37,6 +37,8 @@ from authly.oauth import pkce
 from authly.oauth.authorization import check_code_text, hash_code
 from authly.oauth.clients import ClientCredentials, authenticate, credentials_from
 from authly.oauth.scopes import format_scope, parse_scope, resolve_scope
+from authly.oidc.claims import release
+from authly.oidc.id_tokens import IdTokens, SignIn
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo
 from authly.store import scopes as scope_repo
@@ -46,6 +48,7 @@ from authly.store.codes import RedeemStatus
 from authly.store.db import Database
 from authly.tokens.service import TokenService
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME, LoginService
+from authly.users.profiles import UserProfiles
 from authly.users.roles import ADMIN_SCOPE
 
 # The built-in first-party client (seeded by migration 2): public, password + refresh.
@@ -89,6 +92,8 @@ class TokenContext:
     limiter: RateLimiter
     limits: TokenLimits
     client_ip: str
+    id_tokens: IdTokens
+    profiles: UserProfiles
     authorization: str | None = None
 
 
@@ -196,13 +201,58 @@ async def authorization_code_grant(
         scope=grant.scope,
         client_ip=ctx.client_ip,
         with_refresh="refresh_token" in client.grant_types,
+        auth_time=grant.auth_time,
+        session_sid=grant.session_sid,
+        # Read by userinfo: the claims the claims parameter asked for there (Core §5.5).
+        session_fields={"claims_userinfo": grant.claims_userinfo}
+        if grant.claims_userinfo
+        else None,
     )
     family = family_id if "refresh_token" in body else None
     replayed = await ctx.db.run(code_repo.record_issue, code_hash, family, ref.jti, ref.expires_at)
     if replayed:
         await _revoke_issued(ctx, family, ref.jti, ref.expires_at)
         raise InvalidGrant("The authorization code was already used; its tokens are revoked.")
+    if is_openid(grant.scope):
+        sign_in = SignIn(grant.user_id, grant.auth_time, grant.session_sid)
+        extra = await _requested_claims(ctx, grant.user_id, grant.claims_id_token)
+        body["id_token"] = _id_token(ctx, client, sign_in, body, grant.nonce, extra)
     return body
+
+
+async def _requested_claims(ctx: TokenContext, user_id: str, names: str) -> dict[str, Any]:
+    """The standard claims the claims parameter asked for in the ID token, those the
+    user has (Core §5.5; the scope's claims go to userinfo, §5.4)."""
+    if not names:
+        return {}
+    user_claims = await ctx.profiles.claims(user_id)
+    if user_claims is None:
+        return {}
+    released = release(user_claims, (), names.split(" "))
+    released.pop("sub")
+    return released
+
+
+def is_openid(scope: str) -> bool:
+    return "openid" in scope.split(" ")
+
+
+def _id_token(
+    ctx: TokenContext,
+    client: ClientRow,
+    sign_in: SignIn,
+    body: Body,
+    nonce: str | None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    return ctx.id_tokens.issue(
+        client_id=client.client_id,
+        alg=client.id_token_signed_response_alg,
+        sign_in=sign_in,
+        access_token=body["access_token"],
+        nonce=nonce,
+        extra=extra,
+    )
 
 
 async def _revoke_issued(
@@ -239,12 +289,17 @@ async def _password(ctx: TokenContext, client: ClientRow, params: Mapping[str, s
 
 
 async def _refresh(ctx: TokenContext, client: ClientRow, params: Mapping[str, str]) -> Body:
-    return await ctx.tokens.refresh(
+    body, grant = await ctx.tokens.refresh(
         require(params, "refresh_token", 512),
         client_id=client.client_id,
         scope=parse_scope(params.get("scope")),
         scope_limit=frozenset(client.scopes),
     )
+    if is_openid(grant.scope):
+        # A new ID token about the same sign-in, without nonce (Core §12.2).
+        sign_in = SignIn(grant.user_id, grant.auth_time, grant.session_sid)
+        body["id_token"] = _id_token(ctx, client, sign_in, body, None)
+    return body
 
 
 async def _client_credentials(

@@ -11,6 +11,7 @@ from authly.store.clients import ClientRow
 from authly.store.db import Database
 from authly.tokens.refresh import MAX_REFRESH_TOKEN_LENGTH, hash_refresh_token
 from authly.tokens.service import TokenService
+from authly.users.profiles import UserProfiles
 
 HINTS = ("access_token", "refresh_token")
 INACTIVE: dict[str, Any] = {"active": False}
@@ -23,10 +24,17 @@ def check_hint(hint: str | None) -> str | None:
 
 
 async def introspect(
-    db: Database, tokens: TokenService, client: ClientRow, token: str, hint: str | None
+    db: Database,
+    tokens: TokenService,
+    client: ClientRow,
+    token: str,
+    hint: str | None,
+    *,
+    profiles: UserProfiles,
 ) -> dict[str, Any]:
     """RFC 7662 §2.2: ``{"active": false}`` for anything unknown, expired, revoked or
-    not this server's; a refresh token is only described to the client it belongs to."""
+    not this server's, or whose user is disabled or deleted; a refresh token is only
+    described to the client it belongs to."""
     order = (
         ("refresh_token", "access_token")
         if hint == "refresh_token"
@@ -38,6 +46,9 @@ async def introspect(
                 claims = await tokens.verify_access(token)
             except InvalidToken:
                 continue
+            # A user's token (not a client_credentials one) dies with the account.
+            if claims.subject != claims.client_id and not await profiles.is_active(claims.subject):
+                return dict(INACTIVE)
             raw = claims.raw
             return {
                 "active": True,
@@ -56,6 +67,8 @@ async def introspect(
         info = await db.run(refresh_repo.lookup, hash_refresh_token(token), time.time())
         if info is None or not info.active or info.grant.client_id != client.client_id:
             continue
+        if not await profiles.is_active(info.grant.user_id):
+            return dict(INACTIVE)
         return {
             "active": True,
             "token_type": "refresh_token",
@@ -83,7 +96,7 @@ async def revoke(tokens: TokenService, client: ClientRow, token: str, hint: str 
                 return
             continue
         try:
-            claims = tokens.access.verify(token)
+            claims = await tokens.access.verify_fresh(token)
         except InvalidToken:
             continue  # not a (live) access token of ours
         if claims.client_id == client.client_id:

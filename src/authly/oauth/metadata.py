@@ -7,11 +7,13 @@ the document lists only what this server actually serves.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from authly.backends.protocols import Cache
 from authly.oauth.clients import AUTH_METHODS
 from authly.oauth.grants import GRANTS
+from authly.oidc.discovery import openid_metadata
 from authly.store import scopes as scope_repo
 from authly.store.db import Database
 
@@ -39,12 +41,13 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
 
 
 METADATA_KEY = "metadata:oauth-authorization-server"
+OPENID_KEY = "metadata:openid-configuration"
 METADATA_TTL = 300.0
 
 
 class MetadataDocument:
-    """The RFC 8414 document as JSON, cache-aside through the cache slot; invalidated
-    when the scope registry changes."""
+    """The RFC 8414 document and the OpenID Provider metadata as JSON, cache-aside
+    through the cache slot; both invalidated when the scope registry changes."""
 
     def __init__(self, issuer: str, db: Database, cache: Cache, *, ttl: float = METADATA_TTL):
         self._issuer = issuer
@@ -53,13 +56,22 @@ class MetadataDocument:
         self._ttl = ttl
 
     async def json(self) -> str:
-        cached = await self._cache.get(METADATA_KEY)
+        """RFC 8414 ``/.well-known/oauth-authorization-server``."""
+        return await self._cached(METADATA_KEY, lambda doc: doc)
+
+    async def openid_json(self) -> str:
+        """OpenID Connect Discovery ``/.well-known/openid-configuration``."""
+        return await self._cached(OPENID_KEY, openid_metadata)
+
+    async def _cached(self, key: str, build: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+        cached = await self._cache.get(key)
         if cached is not None:
             return cached
         scopes = [s.name for s in await self._db.run(scope_repo.list_all)]
-        document = json.dumps(server_metadata(self._issuer, scopes), separators=(",", ":"))
-        await self._cache.set(METADATA_KEY, document, self._ttl)
+        document = json.dumps(build(server_metadata(self._issuer, scopes)), separators=(",", ":"))
+        await self._cache.set(key, document, self._ttl)
         return document
 
     async def invalidate(self) -> None:
         await self._cache.delete(METADATA_KEY)
+        await self._cache.delete(OPENID_KEY)

@@ -31,6 +31,7 @@ from typing import Any
 from authly.errors import InvalidRequest
 from authly.oauth import redirect_uris
 from authly.oauth.grants import GRANTS
+from authly.oidc.id_tokens import ID_TOKEN_ALGS
 from authly.store.clients import ClientRow
 from authly.store.scopes import Scope
 from authly.users.roles import ADMIN_SCOPE
@@ -52,7 +53,9 @@ CONFIDENTIAL_GRANTS = frozenset(g.name for g in GRANTS.values() if g.confidentia
 REFRESH_ISSUING_GRANTS = frozenset(g.name for g in GRANTS.values() if g.issues_refresh)
 FIRST_PARTY_SCOPES = frozenset({ADMIN_SCOPE})
 # Scopes the server's own code gives meaning to: never deleted through the API.
-BUILT_IN_SCOPES = frozenset({"profile", "email", "offline_access", ADMIN_SCOPE})
+BUILT_IN_SCOPES = frozenset(
+    {"openid", "profile", "email", "address", "phone", "offline_access", ADMIN_SCOPE}
+)
 
 CLIENT_FIELDS = frozenset(
     {
@@ -63,6 +66,7 @@ CLIENT_FIELDS = frozenset(
         "grant_types",
         "scopes",
         "first_party",
+        "id_token_signed_response_alg",
     }
 )
 SCOPE_FIELDS = frozenset({"name", "description", "default"})
@@ -143,6 +147,7 @@ class ClientValues:
     grant_types: tuple[str, ...]
     scopes: tuple[str, ...]
     first_party: bool
+    id_token_alg: str = "RS256"  # noqa: S105 (an algorithm name)
 
     @classmethod
     def of(cls, row: ClientRow) -> ClientValues:
@@ -154,6 +159,7 @@ class ClientValues:
             grant_types=row.grant_types,
             scopes=row.scopes,
             first_party=row.first_party,
+            id_token_alg=row.id_token_signed_response_alg,
         )
 
 
@@ -192,6 +198,13 @@ def _apply(values: ClientValues, body: Mapping[str, Any]) -> ClientValues:
         changes["scopes"] = _strings(body["scopes"], "scopes", MAX_CLIENT_SCOPES, 64)
     if "first_party" in body:
         changes["first_party"] = _flag(body["first_party"], "first_party")
+    if "id_token_signed_response_alg" in body:
+        alg = body["id_token_signed_response_alg"]
+        if alg not in ID_TOKEN_ALGS:
+            raise InvalidRequest(
+                f"Field id_token_signed_response_alg must be one of: {', '.join(ID_TOKEN_ALGS)}."
+            )
+        changes["id_token_alg"] = str(alg)
     return replace(values, **changes)
 
 

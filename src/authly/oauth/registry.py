@@ -65,6 +65,7 @@ def _create_tx(
             first_party=values.first_party,
             created_at=now,
             updated_at=now,
+            id_token_signed_response_alg=values.id_token_alg,
         )
         try:
             return client_repo.insert(conn, row)
@@ -86,6 +87,7 @@ def _update_tx(
             grant_types=values.grant_types,
             scopes=values.scopes,
             first_party=values.first_party,
+            id_token_signed_response_alg=values.id_token_alg,
             updated_at=now,
         )
         client_repo.update(conn, row)

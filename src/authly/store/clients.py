@@ -26,6 +26,7 @@ class ClientRow:
     first_party: bool
     created_at: float
     updated_at: float
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 (OIDC Registration §2)
 
     @property
     def is_confidential(self) -> bool:
@@ -42,6 +43,7 @@ class ClientRow:
             "grant_types": list(self.grant_types),
             "scopes": list(self.scopes),
             "first_party": self.first_party,
+            "id_token_signed_response_alg": self.id_token_signed_response_alg,
             "created_at": int(self.created_at),
             "updated_at": int(self.updated_at),
         }
@@ -64,6 +66,7 @@ def _row(row: sqlite3.Row | None) -> ClientRow | None:
         first_party=bool(row["first_party"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        id_token_signed_response_alg=row["id_token_signed_response_alg"],
     )
 
 
@@ -85,6 +88,7 @@ def _values(c: ClientRow) -> tuple[Any, ...]:
         json.dumps(list(c.grant_types)),
         json.dumps(list(c.scopes)),
         int(c.first_party),
+        c.id_token_signed_response_alg,
         c.updated_at,
     )
 
@@ -93,8 +97,8 @@ def insert(conn: sqlite3.Connection, client: ClientRow) -> ClientRow:
     try:
         conn.execute(
             "INSERT INTO clients (name, secret_hash, auth_method, redirect_uris, grant_types,"
-            " scopes, first_party, updated_at, client_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " scopes, first_party, id_token_signed_response_alg, updated_at, client_id,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*_values(client), client.client_id, client.created_at),
         )
     except sqlite3.IntegrityError:
@@ -105,7 +109,8 @@ def insert(conn: sqlite3.Connection, client: ClientRow) -> ClientRow:
 def update(conn: sqlite3.Connection, client: ClientRow) -> ClientRow | None:
     cur = conn.execute(
         "UPDATE clients SET name = ?, secret_hash = ?, auth_method = ?, redirect_uris = ?,"
-        " grant_types = ?, scopes = ?, first_party = ?, updated_at = ? WHERE client_id = ?",
+        " grant_types = ?, scopes = ?, first_party = ?, id_token_signed_response_alg = ?,"
+        " updated_at = ? WHERE client_id = ?",
         (*_values(client), client.client_id),
     )
     return client if cur.rowcount == 1 else None

@@ -11,10 +11,19 @@ steps are write transactions, so one of the two always sees the other.
 from __future__ import annotations
 
 import enum
+import json
 import sqlite3
 from dataclasses import dataclass
 
 from authly.store.db import write_transaction
+
+
+@dataclass(frozen=True)
+class LoginEvent:
+    """When and in which browser session the user signed in (for ID tokens)."""
+
+    auth_time: float
+    sid: str
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,13 @@ class CodeGrant:
     redirect_uri: str
     scope: str
     code_challenge: str
+    # OpenID Connect: the request's nonce, and the sign-in it came from.
+    nonce: str | None = None
+    auth_time: float | None = None
+    session_sid: str | None = None
+    # Standard claims the claims parameter asked for by name (space-separated).
+    claims_userinfo: str = ""
+    claims_id_token: str = ""
 
 
 class RedeemStatus(enum.Enum):
@@ -48,7 +64,8 @@ def insert(
 ) -> None:
     conn.execute(
         "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope,"
-        " code_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " code_challenge, nonce, auth_time, session_sid, claims, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             code_hash,
             grant.client_id,
@@ -56,6 +73,10 @@ def insert(
             grant.redirect_uri,
             grant.scope,
             grant.code_challenge,
+            grant.nonce,
+            grant.auth_time,
+            grant.session_sid,
+            json.dumps([grant.claims_userinfo, grant.claims_id_token]),
             now,
             expires_at,
         ),
@@ -88,12 +109,18 @@ def redeem(conn: sqlite3.Connection, code_hash: str, now: float) -> Redeemed:
         )
         if row["expires_at"] <= now:
             return Redeemed(RedeemStatus.EXPIRED)
+        userinfo, id_token = json.loads(row["claims"] or '["", ""]')
         grant = CodeGrant(
             row["client_id"],
             row["user_id"],
             row["redirect_uri"],
             row["scope"],
             row["code_challenge"],
+            row["nonce"],
+            row["auth_time"],
+            row["session_sid"],
+            userinfo,
+            id_token,
         )
         return Redeemed(RedeemStatus.OK, grant)
 

@@ -1,12 +1,21 @@
-"""Signing key rows: the private key PEM per kid; generated once, shared by processes."""
+"""Signing key rows: the private key PEM per kid; shared by every process on the store.
+
+A key is *current* while ``retired_at`` is NULL: there is one current key per
+algorithm (``ensure_current`` and ``rotate`` both run under the write lock, so
+processes starting or rotating together agree). A retired key keeps its row; whether it
+is still published is decided by tokens/keys.py from ``retired_at`` and the retention.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from authly.store.db import write_transaction
+
+# () -> (kid, alg, private_pem)
+Generate = Callable[[], tuple[str, str, str]]
 
 
 @dataclass(frozen=True)
@@ -15,32 +24,57 @@ class SigningKeyRow:
     alg: str
     private_pem: str = field(repr=False)
     created_at: float
+    retired_at: float | None = None
 
 
-def list_active(conn: sqlite3.Connection) -> list[SigningKeyRow]:
-    """Non-retired keys, newest first."""
+def list_all(conn: sqlite3.Connection) -> list[SigningKeyRow]:
+    """Every key, retired or not, newest first."""
     rows = conn.execute(
-        "SELECT kid, alg, private_pem, created_at FROM signing_keys"
-        " WHERE retired_at IS NULL ORDER BY created_at DESC"
+        "SELECT kid, alg, private_pem, created_at, retired_at FROM signing_keys"
+        " ORDER BY created_at DESC, rowid DESC"
     ).fetchall()
-    return [SigningKeyRow(r["kid"], r["alg"], r["private_pem"], r["created_at"]) for r in rows]
+    return [
+        SigningKeyRow(r["kid"], r["alg"], r["private_pem"], r["created_at"], r["retired_at"])
+        for r in rows
+    ]
 
 
-def ensure_one(
-    conn: sqlite3.Connection, generate: Callable[[], tuple[str, str, str]], now: float
+def _insert(conn: sqlite3.Connection, generate: Generate, alg: str, now: float) -> None:
+    kid, generated_alg, pem = generate()
+    if generated_alg != alg:
+        raise ValueError(f"the {alg} generator made a {generated_alg} key")
+    conn.execute(
+        "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
+        (kid, alg, pem, now),
+    )
+
+
+def ensure_current(
+    conn: sqlite3.Connection, generators: Mapping[str, Generate], now: float
 ) -> list[SigningKeyRow]:
-    """Return active keys, generating one first if there are none.
+    """Every key (as ``list_all``), after generating a current key for each algorithm
+    in ``generators`` that has none.
 
-    Runs under the write lock, so processes starting together agree on one key.
-    ``generate`` returns (kid, alg, private_pem).
+    Runs under the write lock, so processes starting together agree on one key each.
     """
     with write_transaction(conn):
-        existing = list_active(conn)
-        if existing:
-            return existing
-        kid, alg, pem = generate()
+        rows = list_all(conn)
+        have = {r.alg for r in rows if r.retired_at is None}
+        missing = [alg for alg in generators if alg not in have]
+        for alg in missing:
+            _insert(conn, generators[alg], alg, now)
+        return list_all(conn) if missing else rows
+
+
+def rotate(
+    conn: sqlite3.Connection, alg: str, generate: Generate, now: float
+) -> list[SigningKeyRow]:
+    """Retire the current key(s) of ``alg`` and add a new current one, atomically;
+    return every key (as ``list_all``)."""
+    with write_transaction(conn):
         conn.execute(
-            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
-            (kid, alg, pem, now),
+            "UPDATE signing_keys SET retired_at = ? WHERE alg = ? AND retired_at IS NULL",
+            (now, alg),
         )
-        return list_active(conn)
+        _insert(conn, generate, alg, now)
+        return list_all(conn)

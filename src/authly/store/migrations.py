@@ -105,6 +105,44 @@ MIGRATIONS: list[list[str]] = [
     # 3: a replay seen before the first redemption recorded what it issued; that
     # redemption then revokes its own tokens (RFC 9700 §4.5, whatever the interleaving).
     ["ALTER TABLE authorization_codes ADD COLUMN replayed_at REAL"],
+    # 4: user profile fields (OIDC Core §5.1)
+    [
+        "ALTER TABLE users ADD COLUMN name TEXT",
+        "ALTER TABLE users ADD COLUMN given_name TEXT",
+        "ALTER TABLE users ADD COLUMN family_name TEXT",
+        "ALTER TABLE users ADD COLUMN middle_name TEXT",
+        "ALTER TABLE users ADD COLUMN nickname TEXT",
+        "ALTER TABLE users ADD COLUMN preferred_username TEXT",
+        "ALTER TABLE users ADD COLUMN profile TEXT",
+        "ALTER TABLE users ADD COLUMN picture TEXT",
+        "ALTER TABLE users ADD COLUMN website TEXT",
+        "ALTER TABLE users ADD COLUMN gender TEXT",
+        "ALTER TABLE users ADD COLUMN birthdate TEXT",
+        "ALTER TABLE users ADD COLUMN zoneinfo TEXT",
+        "ALTER TABLE users ADD COLUMN locale TEXT",
+        "ALTER TABLE users ADD COLUMN phone_number TEXT",
+        "ALTER TABLE users ADD COLUMN address TEXT",  # JSON: OIDC Core §5.1.1
+        "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN phone_number_verified INTEGER NOT NULL DEFAULT 0",
+        # Browser and admin sessions started before this moment are void: set when a
+        # user's sessions are ended (password change or reset, revoke-sessions).
+        "ALTER TABLE users ADD COLUMN sessions_valid_after REAL",
+    ],
+    # 5: OpenID Connect: the built-in OIDC scopes, the ID-token algorithm per client,
+    # and what a code and a refresh-token family carry into ID tokens.
+    [
+        "INSERT OR IGNORE INTO scopes (name, description, is_default, created_at) VALUES"
+        " ('openid', 'Sign you in to the application with your account', 0, 0),"
+        " ('address', 'Your postal address', 0, 0),"
+        " ('phone', 'Your phone number', 0, 0)",
+        "ALTER TABLE clients ADD COLUMN id_token_signed_response_alg TEXT NOT NULL DEFAULT 'RS256'",
+        "ALTER TABLE authorization_codes ADD COLUMN nonce TEXT",
+        "ALTER TABLE authorization_codes ADD COLUMN auth_time REAL",
+        "ALTER TABLE authorization_codes ADD COLUMN session_sid TEXT",
+        "ALTER TABLE authorization_codes ADD COLUMN claims TEXT",
+        "ALTER TABLE refresh_tokens ADD COLUMN auth_time REAL",
+        "ALTER TABLE refresh_tokens ADD COLUMN session_sid TEXT",
+    ],
 ]
 
 

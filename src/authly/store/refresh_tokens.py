@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from authly.store.db import write_transaction
 
@@ -34,6 +34,9 @@ class Grant:
     client_id: str
     scope: str
     family_id: str
+    # The sign-in behind the family (OpenID Connect: auth_time and sid of ID tokens).
+    auth_time: float | None = None
+    session_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ def insert(
 ) -> None:
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, client_id, scope,"
-        " created_at, expires_at, access_jti, access_expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, expires_at, access_jti, access_expires_at, auth_time, session_sid)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             token_hash,
             grant.family_id,
@@ -82,6 +85,8 @@ def insert(
             expires_at,
             access.jti if access else None,
             access.expires_at if access else None,
+            grant.auth_time,
+            grant.session_sid,
         ),
     )
 
@@ -106,13 +111,24 @@ def revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> list[
     return refs
 
 
+def _grant(row: sqlite3.Row) -> Grant:
+    return Grant(
+        row["user_id"],
+        row["client_id"],
+        row["scope"],
+        row["family_id"],
+        row["auth_time"],
+        row["session_sid"],
+    )
+
+
 def lookup(conn: sqlite3.Connection, token_hash: str, now: float) -> RefreshInfo | None:
     row = conn.execute(
         "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
     ).fetchone()
     if row is None:
         return None
-    grant = Grant(row["user_id"], row["client_id"], row["scope"], row["family_id"])
+    grant = _grant(row)
     active = row["revoked_at"] is None and row["rotated_at"] is None and row["expires_at"] > now
     return RefreshInfo(grant, row["expires_at"], active)
 
@@ -160,11 +176,11 @@ def rotate(
         )
         # The new token keeps the family's original scope ceiling: narrowing a
         # refresh narrows the access token, not what later refreshes may ask for.
-        grant = Grant(row["user_id"], row["client_id"], row["scope"], row["family_id"])
+        grant = _grant(row)
         insert(conn, new_hash, grant, now, now + ttl, access)
         return RotateResult(
             RotateStatus.OK,
-            Grant(grant.user_id, grant.client_id, new_scope, grant.family_id),
+            replace(grant, scope=new_scope),
         )
 
 

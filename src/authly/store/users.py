@@ -1,11 +1,19 @@
-"""User rows. Usernames are unique case-insensitively (NFKC + casefold key)."""
+"""User rows. Usernames are unique case-insensitively (NFKC + casefold key).
+
+Besides the account (username, password hash, admin flag, active flag) a row holds the
+OpenID Connect profile (OIDC Core §5.1): ``attributes`` carries the fields that are set,
+already typed (booleans, the address as an object); unset fields are absent from it.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from authly.errors import AuthlyError
 from authly.store.db import write_transaction
@@ -25,6 +33,8 @@ class User:
     is_active: bool
     created_at: float
     updated_at: float
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    sessions_valid_after: float | None = None
 
     def profile(self) -> dict[str, object]:
         """The public view of the user: never the hash."""
@@ -37,8 +47,44 @@ class User:
         }
 
 
+# OIDC Core §5.1 fields stored in their own columns (``email`` is the account's).
+TEXT_ATTRIBUTES = (
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+)
+BOOLEAN_ATTRIBUTES = ("email_verified", "phone_number_verified")
+# Every column update_attributes may write; the SQL is built from these names only.
+ATTRIBUTE_COLUMNS = frozenset((*TEXT_ATTRIBUTES, *BOOLEAN_ATTRIBUTES, "address", "email"))
+
+
 def username_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).casefold()
+
+
+def _attributes(row: sqlite3.Row) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if row["email"] is not None:
+        found["email"] = row["email"]
+    for name in TEXT_ATTRIBUTES:
+        if row[name] is not None:
+            found[name] = row[name]
+    for name in BOOLEAN_ATTRIBUTES:
+        found[name] = bool(row[name])
+    if row["address"] is not None:
+        found["address"] = json.loads(row["address"])
+    return found
 
 
 def _row(row: sqlite3.Row | None) -> User | None:
@@ -53,6 +99,8 @@ def _row(row: sqlite3.Row | None) -> User | None:
         is_active=bool(row["is_active"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        attributes=_attributes(row),
+        sessions_valid_after=row["sessions_valid_after"],
     )
 
 
@@ -118,3 +166,71 @@ def update_password_hash(
         "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
         (password_hash, now, user_id),
     )
+
+
+def update_attributes(
+    conn: sqlite3.Connection, user_id: str, changes: Mapping[str, Any], now: float
+) -> User | None:
+    """Set profile columns (names from ATTRIBUTE_COLUMNS; None clears one); the user
+    afterwards, or None if there is no such user."""
+    unknown = set(changes) - ATTRIBUTE_COLUMNS
+    if unknown:
+        raise ValueError(f"not profile columns: {sorted(unknown)}")
+    values: list[Any] = []
+    for name, value in changes.items():
+        if name == "address" and value is not None:
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        elif name in BOOLEAN_ATTRIBUTES:
+            value = int(bool(value))
+        values.append(value)
+    assignments = "".join(f"{name} = ?, " for name in changes)
+    conn.execute(
+        f"UPDATE users SET {assignments}updated_at = ? WHERE id = ?",  # noqa: S608
+        (*values, now, user_id),
+    )
+    return get_by_id(conn, user_id)
+
+
+def set_active(conn: sqlite3.Connection, user_id: str, active: bool, now: float) -> User | None:
+    conn.execute(
+        "UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?",
+        (int(active), now, user_id),
+    )
+    return get_by_id(conn, user_id)
+
+
+def void_sessions(conn: sqlite3.Connection, user_id: str, now: float) -> None:
+    """Browser and admin sessions of the user started before ``now`` stop working."""
+    conn.execute("UPDATE users SET sessions_valid_after = ? WHERE id = ?", (now, user_id))
+
+
+def delete(conn: sqlite3.Connection, user_id: str) -> bool:
+    """Remove the user; refresh tokens, codes and consents go with it (ON DELETE CASCADE)."""
+    return conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount > 0
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(
+    conn: sqlite3.Connection, text: str | None, limit: int, offset: int
+) -> tuple[list[User], int]:
+    """One page of users (oldest first) whose username, email or name contains ``text``
+    (case-insensitively for ASCII), and how many match in all."""
+    where = ""
+    params: tuple[str, ...] = ()
+    if text:
+        pattern = _like(text)
+        where = (
+            " WHERE username LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'"
+            " OR name LIKE ? ESCAPE '\\'"
+        )
+        params = (pattern, pattern, pattern)
+    total = int(conn.execute(f"SELECT COUNT(*) FROM users{where}", params).fetchone()[0])  # noqa: S608
+    rows = conn.execute(
+        f"SELECT * FROM users{where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
+        (*params, limit, offset),
+    ).fetchall()
+    return [user for user in map(_row, rows) if user is not None], total

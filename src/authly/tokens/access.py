@@ -1,5 +1,10 @@
 """JWT access tokens (RFC 9068 profile): RS256, ``typ: at+jwt``.
 
+Signed with the current RS256 key; verified against every published key, so tokens
+signed before a rotation keep verifying (tokens/keys.py). ``verify_fresh`` reloads the
+keys once when a token names a kid this instance has not seen (rotated in on another
+instance a moment ago).
+
 Claims: iss, sub, aud, exp, iat, jti, scope, client_id, and sid (the login session,
 which is the refresh-token family). The issuer comes from
 configuration, never from request headers.
@@ -14,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
 from authly.errors import InvalidToken
@@ -24,6 +29,14 @@ from authly.tokens.keys import ALGORITHM, SigningKeys
 _LEEWAY = 30
 MAX_TOKEN_LENGTH = 8192
 VERIFIED_CACHE_SIZE = 4096
+
+
+class UnknownSigningKey(InvalidToken):
+    """Raised when a token's signature fails and its ``kid`` is not a published key."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("The access token is malformed or its signature is invalid.")
+        self.kid = kid
 
 
 @dataclass(frozen=True)
@@ -81,8 +94,9 @@ class AccessTokens:
         }
         if session_id is not None:
             claims["sid"] = session_id
-        header = {"alg": ALGORITHM, "kid": self.keys.kid, "typ": "at+jwt"}
-        return jwt.encode(header, claims, self.keys.active, algorithms=[ALGORITHM])
+        key = self.keys.current(ALGORITHM)
+        header = {"alg": ALGORITHM, "kid": str(key.kid), "typ": "at+jwt"}
+        return jwt.encode(header, claims, key, algorithms=[ALGORITHM])
 
     def verify(self, token: str) -> AccessClaims:
         """Check signature, type, issuer, audience and lifetime.
@@ -108,10 +122,23 @@ class AccessTokens:
             self._verified.popitem(last=False)
         return claims
 
+    async def verify_fresh(self, token: str) -> AccessClaims:
+        """``verify``, but a token naming a kid unknown here first makes the keys reload
+        from the store (rate-limited: SigningKeys.reload_for_unknown) and is tried again."""
+        try:
+            return self.verify(token)
+        except UnknownSigningKey as exc:
+            if not await self.keys.reload_for_unknown(exc.kid):
+                raise
+        return self.verify(token)
+
     def _verify_signed(self, token: str) -> AccessClaims:
         try:
             decoded = jwt.decode(token, self.keys.keyset, algorithms=[ALGORITHM])
         except (JoseError, ValueError, TypeError, KeyError):
+            kid = _header_kid(token)
+            if kid is not None and not self.keys.knows(kid):
+                raise UnknownSigningKey(kid) from None
             raise InvalidToken(
                 "The access token is malformed or its signature is invalid."
             ) from None
@@ -142,3 +169,12 @@ class AccessTokens:
             session_id=str(claims["sid"]) if "sid" in claims else None,
             raw=claims,
         )
+
+
+def _header_kid(token: str) -> str | None:
+    """The ``kid`` of a compact JWS's header, or None if there is no readable one."""
+    try:
+        kid = jws.extract_compact(token.encode("ascii")).headers().get("kid")
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
+        return None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else None

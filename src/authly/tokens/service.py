@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from authly.backends.protocols import SessionStore
@@ -71,6 +72,9 @@ class TokenService:
         scope: str,
         client_ip: str = "",
         with_refresh: bool = True,
+        auth_time: float | None = None,
+        session_sid: str | None = None,
+        session_fields: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], str, AccessRef]:
         """A new access (+ refresh) pair starting a new family = login session.
 
@@ -84,7 +88,7 @@ class TokenService:
         refresh_token = None
         if with_refresh:
             refresh_token, token_hash = new_refresh_token()
-            grant = Grant(user_id, client_id, scope, family_id)
+            grant = Grant(user_id, client_id, scope, family_id, auth_time, session_sid)
             await self._db.run(
                 refresh_repo.insert, token_hash, grant, now, now + self._refresh_ttl, ref
             )
@@ -96,6 +100,7 @@ class TokenService:
                 "scope": scope,
                 "ip": client_ip,
                 "created_at": str(int(now)),
+                **(session_fields or {}),
             },
             self._refresh_ttl if with_refresh else self.access.ttl,
         )
@@ -116,8 +121,8 @@ class TokenService:
         client_id: str | None,
         scope: frozenset[str] | None,
         scope_limit: frozenset[str] | None = None,
-    ) -> dict[str, Any]:
-        """Rotate ``refresh_token`` (RFC 6749 §6) and return a new pair.
+    ) -> tuple[dict[str, Any], Grant]:
+        """Rotate ``refresh_token`` (RFC 6749 §6); return the new pair and its grant.
 
         Error handling: InvalidGrant for unknown/expired/revoked/reused tokens (reuse
         also revokes the family and its access tokens); InvalidScope when asking for
@@ -156,7 +161,7 @@ class TokenService:
             session_id=grant.family_id,
             ref=ref,
         )
-        return self._body(access_token, scope_text, new_token)
+        return self._body(access_token, scope_text, new_token), replace(grant, scope=scope_text)
 
     async def revoke(self, refresh_token: str, *, client_id: str | None = None) -> bool:
         """Revoke the token's whole family and end its session; False if unknown (or,
@@ -198,7 +203,7 @@ class TokenService:
 
     async def verify_access(self, token: str) -> AccessClaims:
         """A valid, unrevoked access token's claims, or InvalidToken."""
-        claims = self.access.verify(token)
+        claims = await self.access.verify_fresh(token)
         if await self.revocations.is_revoked(claims.jti, claims.expires_at):
             raise InvalidToken("The access token has been revoked.")
         return claims

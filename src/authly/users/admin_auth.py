@@ -137,6 +137,9 @@ class AdminAuth:
             await self._sessions.delete(key)
             raise ended
         user = await self._active_user(user_id)
+        if user is not None and user.sessions_valid_after is not None:
+            # The user's sessions were ended (password change or reset) after this login.
+            user = None if created_at <= user.sessions_valid_after else user
         if user is None or not user.is_admin:
             await self._sessions.delete(key)
             if user is None:

@@ -30,13 +30,19 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 @dataclass(frozen=True)
 class BrowserSession:
-    id: str
+    id: str  # the cookie value: secret
     user_id: str
-    created_at: float
+    created_at: float  # when the user signed in (the ID token's auth_time)
+    sid: str = ""  # a public name for the session (the ID token's sid)
 
 
 def _key(session_id: str) -> str:
     return "browser:" + hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def _voided(created_at: float, user: User) -> bool:
+    """Started before the user's sessions were ended (password change or reset)."""
+    return user.sessions_valid_after is not None and created_at <= user.sessions_valid_after
 
 
 def well_formed(session_id: str | None) -> bool:
@@ -63,10 +69,12 @@ class BrowserSessions:
             id=secrets.token_urlsafe(32),
             user_id=user_id,
             created_at=self._now(),
+            sid=secrets.token_urlsafe(16),
         )
         record = {
             "user_id": session.user_id,
             "created_at": repr(session.created_at),
+            "sid": session.sid,
         }
         await self._store.set(_key(session.id), record, self.ttl)
         return session
@@ -82,7 +90,9 @@ class BrowserSessions:
             created_at = float(record.get("created_at", ""))
         except ValueError:
             return None
-        return BrowserSession(session_id, record["user_id"], created_at)
+        # Sessions started before sids existed get one derived from the (hashed) key.
+        sid = record.get("sid") or _key(session_id)[-22:]
+        return BrowserSession(session_id, record["user_id"], created_at, sid)
 
     async def resume(self, session_id: str | None) -> tuple[BrowserSession, User] | None:
         """The session and its (active) user; ends the session if the user is gone."""
@@ -90,7 +100,7 @@ class BrowserSessions:
         if session is None:
             return None
         user = await self._db.run(user_repo.get_by_id, session.user_id)
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or _voided(session.created_at, user):
             await self.end(session.id)
             return None
         return session, user

@@ -67,6 +67,10 @@ async def _guard() -> None:
         g.admin = await _auth().authenticate(bearer_token())
 
 
+# The same network and credential checks guard the other admin blueprints (admin_users).
+admin_guard = _guard
+
+
 # --- admin sessions -------------------------------------------------------------------
 
 

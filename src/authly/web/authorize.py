@@ -15,6 +15,7 @@ Errors about the client or redirect URI are HTML pages and never redirect
 from __future__ import annotations
 
 import logging
+import time
 
 from quart import Blueprint, Response, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -25,6 +26,7 @@ from authly.oauth.consent import check_user_may_grant, denied, validate_pairs
 from authly.oauth.consent import describe_scopes as describe
 from authly.oauth.pending import Pending, new_token, well_formed
 from authly.services import Services
+from authly.store.codes import LoginEvent
 from authly.store.users import User
 from authly.users.browser_sessions import BrowserSession
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
@@ -124,29 +126,61 @@ async def _signed_in(s: Services) -> tuple[BrowserSession, User] | None:
 async def _proceed(
     s: Services, pending: Pending, current: tuple[BrowserSession, User] | None
 ) -> Response:
-    """Login page, consent page, or the answer: whatever this request needs next."""
+    """Login page, consent page, or the answer: whatever this request needs next.
+
+    OpenID Connect (Core §3.1.2.1): ``prompt=login`` and an exceeded ``max_age`` ask
+    for the password again; ``prompt=consent`` shows the consent page even if consent
+    was remembered; ``prompt=none`` never shows a page: it answers ``login_required`` or
+    ``consent_required`` instead.
+    """
+    auth = pending.request
+    if current is not None and _must_sign_in_again(s, pending, current[0]):
+        current = None
     if current is None:
+        if auth.prompts("none"):
+            return await _fail(s, pending, "login_required", "The user is not signed in.")
         return await _login_page(pending)
-    _, user = current
+    session, user = current
     try:
-        check_user_may_grant(pending.request, user)
+        check_user_may_grant(auth, user)
     except RedirectableError as exc:
         await s.pending.claim(pending)
         return redirect(s.consents.error_url(exc), _after_post())
-    if not await s.consents.needed(pending.request, user.id):
-        return await _approve(s, pending, user)
+    ask = auth.prompts("consent") and not auth.first_party
+    if not ask and not await s.consents.needed(auth, user.id):
+        return await _approve(s, pending, session, user)
+    if auth.prompts("none"):
+        return await _fail(s, pending, "consent_required", "The user has not consented.")
     pending = await s.pending.shown_to(pending, user.id)
     return await _consent_page(s, pending, user)
 
 
-async def _approve(s: Services, pending: Pending, user: User) -> Response:
+def _must_sign_in_again(s: Services, pending: Pending, session: BrowserSession) -> bool:
+    auth = pending.request
+    started = pending.expires_at - s.pending.ttl  # when this request was made
+    if session.created_at >= started:
+        return False  # signed in for this very request
+    if auth.prompts("login"):
+        return True
+    return auth.max_age is not None and time.time() - session.created_at > auth.max_age
+
+
+async def _fail(s: Services, pending: Pending, error: str, description: str) -> Response:
+    await s.pending.claim(pending)
+    auth = pending.request
+    answer = RedirectableError(error, description, auth.redirect_uri, auth.state or None)
+    return redirect(s.consents.error_url(answer), _after_post())
+
+
+async def _approve(s: Services, pending: Pending, session: BrowserSession, user: User) -> Response:
     # Take it first: of concurrent submissions exactly one goes on to get a code.
     await s.pending.claim(pending)
     try:
         check_user_may_grant(pending.request, user)  # again: the consent form may be old
     except RedirectableError as exc:
         return redirect(s.consents.error_url(exc), _after_post())
-    location = await s.consents.approve(pending.request, user.id, remember=True)
+    login = LoginEvent(session.created_at, session.sid)
+    location = await s.consents.approve(pending.request, user.id, remember=True, login=login)
     return redirect(location, _after_post())
 
 
@@ -166,7 +200,7 @@ async def _login_page(
         request_id=pending.id,
         csrf=pending.csrf,
         error=error,
-        username=username,
+        username=username or pending.request.login_hint,
     )
 
 
@@ -233,12 +267,12 @@ async def consent() -> Response:
     if current is None or current[1].id != pending.user_id:
         # Signed out (or in as someone else) since the page was shown: ask again.
         return redirect(_continue_url(pending), 303)
-    _, user = current
+    session, user = current
     if decision == "deny":
         await s.pending.claim(pending)
         error = denied(pending.request, "The user denied the request.")
         return redirect(s.consents.error_url(error), 303)
-    return await _approve(s, pending, user)
+    return await _approve(s, pending, session, user)
 
 
 @bp.post("/authorize/logout")

@@ -62,5 +62,7 @@ def token_context(s: Services) -> TokenContext:
         limiter=s.rate_limit,
         limits=TokenLimits(s.settings.token_rate_limit, s.settings.token_rate_window),
         client_ip=client_ip(),
+        id_tokens=s.id_tokens,
+        profiles=s.profiles,
         authorization=request.headers.get("Authorization"),
     )

@@ -3,7 +3,8 @@
 OAuthError (authly.errors)
 ├── InvalidRequest
 │   ├── UnsupportedMediaType    415 invalid_request
-│   └── RequestTooLarge         413 invalid_request
+│   ├── RequestTooLarge         413 invalid_request
+│   └── InvalidBearerRequest    400 invalid_request + WWW-Authenticate (RFC 6750 §3.1)
 ├── MethodNotAllowed            405 method_not_allowed
 └── TemporarilyUnavailable      503 temporarily_unavailable
 """
@@ -40,3 +41,14 @@ class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
     default_description = "The server is temporarily unable to handle the request."
+
+
+class InvalidBearerRequest(InvalidRequest):
+    """Raised when a protected resource's request is malformed, e.g. it carries the
+    access token in more than one way (RFC 6750 §2, §3.1)."""
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": f'Bearer realm="authly", error="invalid_request", '
+            f'error_description="{self.description}"'
+        }

@@ -52,5 +52,5 @@ async def introspect() -> Response:
         raise InvalidClient("Only confidential clients may introspect tokens.")
     token = require(params, "token", 8192)
     hint = introspection.check_hint(params.get("token_type_hint"))
-    body = await introspection.introspect(s.db, s.tokens, client, token, hint)
+    body = await introspection.introspect(s.db, s.tokens, client, token, hint, profiles=s.profiles)
     return json_response(body, headers=NO_STORE)

@@ -1,0 +1,1 @@
+"""OpenID Connect domain: ID tokens, claims, discovery (framework-neutral; no Quart, no Redis)."""

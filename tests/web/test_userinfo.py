@@ -1,0 +1,172 @@
+"""`/oidc/userinfo` (OIDC Core §5.3): claims per scope, absent claims omitted, bearer
+token in the header or a POST form (RFC 6750 §2.1, §2.2), RFC 6750 errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import services_of
+from tests.web.helpers import FORM, error_body, json_of, set_active
+from tests.web.oidc_users import USERINFO, alice, bearer, rp_client, tokens
+
+PROFILE = {
+    "name": "Alice Liddell",
+    "given_name": "Alice",
+    "family_name": "Liddell",
+    "nickname": "al",
+    "picture": "https://images.example/alice.png",
+    "website": "http://alice.example",
+    "birthdate": "1852-05-04",
+    "zoneinfo": "Europe/London",
+    "locale": "en-GB",
+    "email": "alice@example.com",
+    "email_verified": True,
+    "phone_number": "+44 1865 270000",
+    "address": {"locality": "Oxford", "country": "UK"},
+}
+
+
+@pytest.fixture
+async def alice_id(app):
+    await rp_client(app)
+    return await alice(app, **PROFILE)
+
+
+async def _userinfo(client, scope: str) -> dict:
+    access = (await tokens(client, scope))["access_token"]
+    response = await client.get(USERINFO, headers=bearer(access))
+    body = await json_of(response)
+    assert response.headers["Cache-Control"] == "no-store"
+    return body
+
+
+async def test_openid_alone_is_just_sub(client, alice_id):
+    assert await _userinfo(client, "openid") == {"sub": alice_id}
+
+
+async def test_profile_scope(client, alice_id):
+    body = await _userinfo(client, "openid profile")
+    updated_at = body.pop("updated_at")
+    assert isinstance(updated_at, int)
+    assert body == {
+        "sub": alice_id,
+        "name": "Alice Liddell",
+        "given_name": "Alice",
+        "family_name": "Liddell",
+        "nickname": "al",
+        "preferred_username": "alice",  # the username when not set
+        "picture": "https://images.example/alice.png",
+        "website": "http://alice.example",
+        "birthdate": "1852-05-04",
+        "zoneinfo": "Europe/London",
+        "locale": "en-GB",
+    }
+    # Unset profile claims are absent, never null.
+    for absent in ("middle_name", "profile", "gender"):
+        assert absent not in body
+
+
+async def test_email_address_and_phone_scopes(client, alice_id):
+    assert await _userinfo(client, "openid email") == {
+        "sub": alice_id,
+        "email": "alice@example.com",
+        "email_verified": True,
+    }
+    assert await _userinfo(client, "openid address") == {
+        "sub": alice_id,
+        "address": {"country": "UK", "locality": "Oxford"},
+    }
+    assert await _userinfo(client, "openid phone") == {
+        "sub": alice_id,
+        "phone_number": "+44 1865 270000",
+        "phone_number_verified": False,
+    }
+
+
+async def test_a_user_without_profile_fields_gets_only_what_exists(app, client):
+    await rp_client(app)
+    user_id = await alice(app)
+    body = await _userinfo(client, "openid profile email address phone")
+    assert set(body) == {"sub", "preferred_username", "updated_at"}
+    assert body["sub"] == user_id
+
+
+async def test_post_with_the_token_in_a_form_body(client, alice_id):
+    access = (await tokens(client, "openid email"))["access_token"]
+    response = await client.post(USERINFO, form={"access_token": access})
+    assert (await json_of(response))["email"] == "alice@example.com"
+    # POST with the header works as well.
+    response = await client.post(USERINFO, headers=bearer(access))
+    assert (await json_of(response))["sub"] == alice_id
+
+
+async def test_the_token_in_both_header_and_body_is_invalid_request(client, alice_id):
+    access = (await tokens(client, "openid"))["access_token"]
+    response = await client.post(
+        USERINFO, form={"access_token": access}, headers={**bearer(access), **FORM}
+    )
+    assert (await error_body(response, 400))["error"] == "invalid_request"
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+
+
+async def test_without_openid_is_insufficient_scope(client, alice_id):
+    access = (await tokens(client, "profile email"))["access_token"]
+    response = await client.get(USERINFO, headers=bearer(access))
+    assert (await error_body(response, 403))["error"] == "insufficient_scope"
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert 'error="insufficient_scope"' in challenge
+    assert 'scope="openid"' in challenge
+
+
+async def test_missing_and_bad_tokens_are_401(client, alice_id):
+    response = await client.get(USERINFO)
+    await error_body(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "error=" not in response.headers["WWW-Authenticate"]
+    response = await client.get(USERINFO, headers=bearer("not-a-token"))
+    assert (await error_body(response, 401))["error"] == "invalid_token"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    response = await client.post(USERINFO, form={"access_token": "garbage"})
+    assert (await error_body(response, 401))["error"] == "invalid_token"
+
+
+async def test_a_disabled_users_token_is_invalid_token(app, client, alice_id):
+    access = (await tokens(client, "openid profile"))["access_token"]
+    assert (await json_of(await client.get(USERINFO, headers=bearer(access))))["sub"]
+    await services_of(app).accounts.set_active(alice_id, False, actor_id="someone-else")
+    response = await client.get(USERINFO, headers=bearer(access))
+    assert (await error_body(response, 401))["error"] == "invalid_token"
+    await set_active(app, alice_id, True)
+    await services_of(app).profiles.invalidate(alice_id)
+    assert (await json_of(await client.get(USERINFO, headers=bearer(access))))["sub"]
+
+
+async def test_profile_changes_show_at_once(app, client, alice_id):
+    access = (await tokens(client, "openid profile"))["access_token"]
+    assert (await _get(client, access))["name"] == "Alice Liddell"  # now cached
+    await services_of(app).accounts.update(alice_id, {"name": "Alice L.", "locale": None})
+    body = await _get(client, access)
+    assert body["name"] == "Alice L."
+    assert "locale" not in body
+
+
+async def test_claims_requested_through_the_session_record(app, client, alice_id):
+    """The authorization step stores `claims_userinfo` in the login session record;
+    userinfo then releases those standard claims even without their scope."""
+    issued = await tokens(client, "openid")
+    access = issued["access_token"]
+    s = services_of(app)
+    session = await client.get("/api/v1/auth/session", headers=bearer(access))
+    sid = (await json_of(session))["session_id"]
+    record = await s.tokens.session(sid)
+    await s.sessions.set(sid, {**record, "claims_userinfo": "email picture acr"}, 600)
+    assert await _get(client, access) == {
+        "sub": alice_id,
+        "email": "alice@example.com",
+        "picture": "https://images.example/alice.png",
+    }
+
+
+async def _get(client, access: str) -> dict:
+    return await json_of(await client.get(USERINFO, headers=bearer(access)))
