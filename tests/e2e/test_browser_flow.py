@@ -73,8 +73,15 @@ class Callback:
 
     def __init__(self) -> None:
         urls: list[str] = []
+        posts: list[dict[str, str]] = []
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # response_mode=form_post
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode(), strict_parsing=True)
+                posts.append({k: v[0] for k, v in form.items()})
+                self.do_GET()
+
             def do_GET(self) -> None:
                 if self.path.startswith("/callback"):  # not /favicon.ico
                     urls.append(self.path)
@@ -89,6 +96,7 @@ class Callback:
                 pass
 
         self.urls = urls
+        self.posts = posts
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self.redirect_uri = f"http://127.0.0.1:{self.port}/callback"
@@ -298,3 +306,36 @@ def test_a_backslash_loopback_redirect_cannot_steal_a_code(
     finally:
         victim.close()
         attacker.close()
+
+
+def test_form_post_submits_itself_in_a_real_browser(setup: Any) -> None:
+    """response_mode=form_post: Chromium runs the page's one script (allowed by its
+    hash in the CSP) and POSTs the code to the client, without a click."""
+    server, page, callback = setup
+    verifier, challenge = pkce_pair()
+    url = _authorize_url(server, callback, challenge, "fp-state") + "&response_mode=form_post"
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(url)
+    page.fill("#username", "admin")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.click("button[value=approve]")
+    page.wait_for_url(f"{callback.redirect_uri}**")
+    assert callback.urls == ["/callback"]  # the POST (answered like a GET), no query
+    (posted,) = callback.posts
+    assert posted["state"] == "fp-state"
+    assert posted["iss"] == server.base_url
+    assert not [m for m in console if "Content Security Policy" in m], console
+    token = httpx.post(
+        server.url(TOKEN),
+        data={
+            "grant_type": "authorization_code",
+            "code": posted["code"],
+            "code_verifier": verifier,
+            "client_id": "webapp",
+            "redirect_uri": callback.redirect_uri,
+        },
+        timeout=10,
+    )
+    assert token.status_code == 200, token.text

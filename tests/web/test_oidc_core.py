@@ -282,3 +282,39 @@ async def test_a_malformed_claims_parameter_is_invalid_request(browser: Browser,
     _, challenge = pkce_pair()
     result = answer(await browser.authorize(oidc_params(challenge, claims="{not json")))
     assert result["error"] == "invalid_request"
+
+
+# ---- response_mode=form_post -----------------------------------------------------------
+
+
+async def test_form_post_answers_with_a_self_submitting_form(browser: Browser, rp: Any) -> None:
+    verifier, challenge = pkce_pair()
+    response = await browser.authorize(oidc_params(challenge, response_mode="form_post"))
+    response = await browser.consent(await browser.sign_in(response))
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    form = await browser.form(response, "/cb")
+    assert form.action == "https://app.example/cb"
+    fields = form.values()
+    assert set(fields) == {"code", "state", "iss"}
+    assert fields["state"] == "st-123"
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'sha256-" in csp
+    assert "'unsafe-inline'" not in csp
+    tokens = await exchange(browser.client, fields["code"], verifier, client_id="rp")
+    assert "id_token" in tokens
+
+
+async def test_form_post_errors_are_posted_too(browser: Browser, rp: Any) -> None:
+    _, challenge = pkce_pair()
+    response = await browser.authorize(oidc_params(challenge, response_mode="form_post"))
+    response = await browser.consent(await browser.sign_in(response), "deny")
+    fields = (await browser.form(response, "/cb")).values()
+    assert fields["error"] == "access_denied"
+    assert fields["state"] == "st-123"
+
+
+async def test_an_unknown_response_mode_is_invalid_request(browser: Browser, rp: Any) -> None:
+    _, challenge = pkce_pair()
+    result = answer(await browser.authorize(oidc_params(challenge, response_mode="fragment")))
+    assert result["error"] == "invalid_request"

@@ -43,14 +43,27 @@ class UnsafeAuthorizationError(AuthlyError):
         super().__init__(description)
 
 
+# How the answer travels (OAuth 2.0 Multiple Response Types §2.1, Form Post Response
+# Mode): in the redirect's query, or as an auto-submitted HTML form.
+RESPONSE_MODES = ("query", "form_post")
+
+
 class RedirectableError(AuthlyError):
     """An error to send back to the (verified) redirect URI."""
 
-    def __init__(self, error: str, description: str, redirect_uri: str, state: str | None):
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        redirect_uri: str,
+        state: str | None,
+        response_mode: str = "query",
+    ):
         self.error = error
         self.description = description
         self.redirect_uri = redirect_uri
         self.state = state
+        self.response_mode = response_mode
         super().__init__(description)
 
 
@@ -72,6 +85,13 @@ class AuthorizationRequest:
     # The claims parameter (Core §5.5): standard claims asked for by name, per target.
     claims_userinfo: str = ""
     claims_id_token: str = ""
+    response_mode: str = "query"
+
+    def error(self, error: str, description: str) -> RedirectableError:
+        """An error answer to this (verified) request."""
+        return RedirectableError(
+            error, description, self.redirect_uri, self.state or None, self.response_mode
+        )
 
     @property
     def is_openid(self) -> bool:
@@ -103,6 +123,7 @@ class AuthorizationRequest:
             login_hint=data.get("login_hint", ""),
             claims_userinfo=data.get("claims_userinfo", ""),
             claims_id_token=data.get("claims_id_token", ""),
+            response_mode=data.get("response_mode", "query"),
         )
 
 
@@ -166,12 +187,18 @@ async def validate_authorization_request(
             "redirect_uri is required: the client has no single registered redirect URI."
         )
     state = params.get("state") or ""
+    mode = params.get("response_mode") or "query"
+    known_mode = mode if mode in RESPONSE_MODES else "query"
 
     def fail(error: str, description: str) -> RedirectableError:
-        return RedirectableError(error, description, redirect_uri, state or None)
+        return RedirectableError(error, description, redirect_uri, state or None, known_mode)
 
     if len(state) > MAX_STATE:
-        raise RedirectableError("invalid_request", "state is too long.", redirect_uri, None)
+        raise RedirectableError(
+            "invalid_request", "state is too long.", redirect_uri, None, known_mode
+        )
+    if mode not in RESPONSE_MODES:
+        raise fail("invalid_request", f"response_mode must be one of: {', '.join(RESPONSE_MODES)}.")
     if not params.get("response_type"):
         raise fail("invalid_request", "response_type is required.")
     if params.get("response_type") != "code":
@@ -208,6 +235,7 @@ async def validate_authorization_request(
         login_hint=oidc.login_hint,
         claims_userinfo=oidc.claims_userinfo,
         claims_id_token=oidc.claims_id_token,
+        response_mode=mode,
     )
 
 

@@ -55,12 +55,7 @@ async def validate_pairs(db: Database, pairs: Iterable[tuple[str, str]]) -> Auth
     request = await validate_authorization_request(db, params)
     if repeated:
         names = ", ".join(n[:64] for n in repeated[:5])
-        raise RedirectableError(
-            "invalid_request",
-            f"Parameters must not be repeated: {names}.",
-            request.redirect_uri,
-            request.state or None,
-        )
+        raise request.error("invalid_request", f"Parameters must not be repeated: {names}.")
     return request
 
 
@@ -72,39 +67,49 @@ def with_query(uri: str, params: dict[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def response_url(redirect_uri: str, state: str | None, issuer: str, **params: str) -> str:
-    """The authorization response (RFC 6749 §4.1.2 / §4.1.2.1, RFC 9207)."""
-    answer = dict(params)
+@dataclass(frozen=True)
+class Answer:
+    """The authorization response (RFC 6749 §4.1.2 / §4.1.2.1, RFC 9207): its
+    parameters, where they go, and how (``query`` redirect or ``form_post``)."""
+
+    redirect_uri: str
+    params: dict[str, str]
+    response_mode: str = "query"
+
+    def url(self) -> str:
+        return with_query(self.redirect_uri, self.params)
+
+
+def answer(
+    redirect_uri: str, state: str | None, issuer: str, response_mode: str, **params: str
+) -> Answer:
+    values = dict(params)
     if state:
-        answer["state"] = state
-    answer["iss"] = issuer
-    return with_query(redirect_uri, answer)
+        values["state"] = state
+    values["iss"] = issuer
+    return Answer(redirect_uri, values, response_mode)
 
 
-def error_url(error: RedirectableError, issuer: str) -> str:
-    return response_url(
+def error_answer(error: RedirectableError, issuer: str) -> Answer:
+    return answer(
         error.redirect_uri,
         error.state,
         issuer,
+        error.response_mode,
         error=error.error,
         error_description=error.description,
     )
 
 
 def denied(request: AuthorizationRequest, description: str) -> RedirectableError:
-    return RedirectableError(
-        "access_denied", description, request.redirect_uri, request.state or None
-    )
+    return request.error("access_denied", description)
 
 
 def check_user_may_grant(request: AuthorizationRequest, user: User) -> None:
     """The admin scope is for admin users only (as on the password grant)."""
     if ADMIN_SCOPE in request.scope.split(" ") and not user.is_admin:
-        raise RedirectableError(
-            "invalid_scope",
-            "The admin scope can only be granted by an administrator.",
-            request.redirect_uri,
-            request.state or None,
+        raise request.error(
+            "invalid_scope", "The admin scope can only be granted by an administrator."
         )
 
 
@@ -158,16 +163,22 @@ class Consents:
         *,
         remember: bool,
         login: LoginEvent | None = None,
-    ) -> str:
+    ) -> Answer:
         """Issue a code for ``request`` approved by ``user_id`` (signed in as ``login``
-        says); return the redirect URL."""
+        says); return the answer to send back."""
         await recheck_client(self._db, request)
         if remember and not request.first_party:
             await self._db.run(
                 consent_repo.remember, user_id, request.client_id, request.scope, self._now()
             )
         code = await self._codes.create(request, user_id, login)
-        return response_url(request.redirect_uri, request.state or None, self._issuer, code=code)
+        return answer(
+            request.redirect_uri,
+            request.state or None,
+            self._issuer,
+            request.response_mode,
+            code=code,
+        )
 
-    def error_url(self, error: RedirectableError) -> str:
-        return error_url(error, self._issuer)
+    def error_answer(self, error: RedirectableError) -> Answer:
+        return error_answer(error, self._issuer)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from authly.backends.protocols import Cache
+from authly.oauth.authorization import RESPONSE_MODES
 from authly.oauth.clients import AUTH_METHODS
 from authly.oauth.grants import GRANTS
 from authly.oidc.discovery import openid_metadata
@@ -30,7 +31,7 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "scopes_supported": sorted(scopes),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": list(GRANTS),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),

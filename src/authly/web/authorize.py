@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from authly.errors import InvalidGrant, OAuthError, RateLimitExceeded, StoreError
 from authly.oauth.authorization import RedirectableError, UnsafeAuthorizationError
-from authly.oauth.consent import check_user_may_grant, denied, validate_pairs
+from authly.oauth.consent import Answer, check_user_may_grant, denied, validate_pairs
 from authly.oauth.consent import describe_scopes as describe
 from authly.oauth.pending import Pending, new_token, well_formed
 from authly.services import Services
@@ -35,6 +35,7 @@ from authly.web.context import client_ip, services
 from authly.web.pages import (
     BINDING_COOKIE,
     BINDING_PATH,
+    FORM_POST_HEADERS,
     SESSION_COOKIE,
     clear_cookie,
     error_page,
@@ -80,7 +81,7 @@ async def authorize() -> Response:
     try:
         auth_request = await validate_pairs(s.db, pairs)
     except RedirectableError as exc:
-        return redirect(s.consents.error_url(exc), _after_post())
+        return await _send(s.consents.error_answer(exc), _after_post())
     current = await _signed_in(s)
     if current is None:
         await _limit_anonymous(s)
@@ -145,7 +146,7 @@ async def _proceed(
         check_user_may_grant(auth, user)
     except RedirectableError as exc:
         await s.pending.claim(pending)
-        return redirect(s.consents.error_url(exc), _after_post())
+        return await _send(s.consents.error_answer(exc), _after_post())
     ask = auth.prompts("consent") and not auth.first_party
     if not ask and not await s.consents.needed(auth, user.id):
         return await _approve(s, pending, session, user)
@@ -167,9 +168,9 @@ def _must_sign_in_again(s: Services, pending: Pending, session: BrowserSession) 
 
 async def _fail(s: Services, pending: Pending, error: str, description: str) -> Response:
     await s.pending.claim(pending)
-    auth = pending.request
-    answer = RedirectableError(error, description, auth.redirect_uri, auth.state or None)
-    return redirect(s.consents.error_url(answer), _after_post())
+    return await _send(
+        s.consents.error_answer(pending.request.error(error, description)), _after_post()
+    )
 
 
 async def _approve(s: Services, pending: Pending, session: BrowserSession, user: User) -> Response:
@@ -178,10 +179,23 @@ async def _approve(s: Services, pending: Pending, session: BrowserSession, user:
     try:
         check_user_may_grant(pending.request, user)  # again: the consent form may be old
     except RedirectableError as exc:
-        return redirect(s.consents.error_url(exc), _after_post())
+        return await _send(s.consents.error_answer(exc), _after_post())
     login = LoginEvent(session.created_at, session.sid)
-    location = await s.consents.approve(pending.request, user.id, remember=True, login=login)
-    return redirect(location, _after_post())
+    answer = await s.consents.approve(pending.request, user.id, remember=True, login=login)
+    return await _send(answer, _after_post())
+
+
+async def _send(answer: Answer, status: int) -> Response:
+    """The answer to the client: a redirect with the parameters in the query, or, for
+    ``response_mode=form_post``, a page whose form POSTs them to the redirect URI."""
+    if answer.response_mode != "form_post":
+        return redirect(answer.url(), status)
+    return await page(
+        "form_post.html",
+        headers=FORM_POST_HEADERS,
+        action=answer.redirect_uri,
+        fields=answer.params,
+    )
 
 
 async def _login_page(
@@ -271,7 +285,7 @@ async def consent() -> Response:
     if decision == "deny":
         await s.pending.claim(pending)
         error = denied(pending.request, "The user denied the request.")
-        return redirect(s.consents.error_url(error), 303)
+        return await _send(s.consents.error_answer(error), 303)
     return await _approve(s, pending, session, user)
 
 

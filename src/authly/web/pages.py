@@ -1,10 +1,14 @@
 """HTML responses for the browser pages: templates, security headers, cookies, redirects.
 
-Pages are server-rendered (Jinja autoescaping on), need no JavaScript, are never
+Pages are server-rendered (Jinja autoescaping on), need no JavaScript (the form_post
+answer page runs one script, allowed by its hash, and works without it), are never
 cached, and may not be framed (the consent page must not be clickjackable).
 """
 
 from __future__ import annotations
+
+import base64
+import hashlib
 
 from quart import Response, render_template
 
@@ -30,10 +34,23 @@ PAGE_HEADERS = {
 }
 
 
+# The one script Authly serves: it submits a form_post answer (OAuth 2.0 Form Post
+# Response Mode). Allowed by its hash alone; the page has a button for browsers without
+# JavaScript.
+FORM_POST_SCRIPT = "document.forms[0].submit();"
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(FORM_POST_SCRIPT.encode()).digest()).decode()
+FORM_POST_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"script-src 'sha256-{_SCRIPT_HASH}'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+
 async def page(
     template: str, status: int = 200, headers: dict[str, str] | None = None, **context: object
 ) -> Response:
-    body = await render_template(template, **context)
+    body = await render_template(template, script=FORM_POST_SCRIPT, **context)
     response = Response(body, status=status, content_type="text/html; charset=utf-8")
     response.headers.update(PAGE_HEADERS)
     if headers:
