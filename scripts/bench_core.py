@@ -6,6 +6,7 @@ Scenarios (each at every --concurrency level unless noted):
 
 - ``health``   GET /health (a store probe, reused for 0.25 s)
 - ``jwks``     GET /.well-known/jwks.json
+- ``discovery``  GET /.well-known/openid-configuration (OpenID Provider metadata)
 - ``login``    POST /api/v1/auth/login (argon2id verify + RS256 signing + SQLite insert)
 - ``refresh``  POST /api/v1/oauth/token grant_type=refresh_token; every worker logs in
   once during set-up and then follows its own rotation chain (each refresh token is
@@ -25,14 +26,29 @@ Scenarios (each at every --concurrency level unless noted):
   grant_type=authorization_code with the code_verifier. Every worker logs in once during
   set-up through the HTML login form (hidden fields, CSRF token included). One request
   of the table = one complete flow (two HTTP requests); p50/p99 are per flow
+- ``userinfo``  GET /oidc/userinfo with a bearer access token of scope ``openid profile
+  email``; every worker gets its token once during set-up (password grant of the
+  first-party public client ``bench-rp``); an answer without ``sub`` is an error
+- ``oidc_flow``  code_flow for ``bench-rp`` with ``scope=openid profile email`` and a
+  fresh nonce: a flow counts only when the token response has an ``id_token`` whose
+  (unverified) payload carries that nonce. One request = one complete flow
+- ``ceiling``  the yardstick of the static documents (DESIGN.md §1): a bare QuartTrio
+  app (scripts/benchkit/ceiling_app.py) started as its own process with
+  ``python -m hypercorn -k trio -w 1`` (the worker `authly serve` runs, same keep-alive
+  and timeouts), answering the bytes Authly answered for JWKS and discovery (body,
+  Content-Type, Cache-Control; copied from the server just before). Its rows
+  (``ceiling: jwks``, ``ceiling: discovery``) run right after Authly's row of the same
+  document and concurrency, and the notes give Authly's req/s as a share of the
+  ceiling's (target: >= 90 %). Chosen alone, it measures both documents
 
 By default the script starts its own server (``python -m authly serve`` on a free port,
 SQLite in a temporary directory, AUTHLY_LOGIN_RATE_LIMIT=1000000 so the login bench is
 not rate limited, AUTHLY_TOKEN_RATE_LIMIT=10000000 so the token endpoint's per-client
 and per-IP budget is not either) and stops it with SIGTERM at the end. For the OAuth
 scenarios it registers ``bench-svc`` (client_secret_basic, client_credentials, random
-secret) and ``bench-spa`` (public, first party, redirect URI http://127.0.0.1:9/cb, never
-contacted) in the SQLite file before the server starts. ``--url`` targets a running
+secret), ``bench-spa`` (public, first party, redirect URI http://127.0.0.1:9/cb, never
+contacted) and ``bench-rp`` (as bench-spa, plus the password grant and the scopes openid
+profile email) in the SQLite file before the server starts. ``--url`` targets a running
 server instead (login and refresh then need --username/--password; the OAuth scenarios
 are skipped, their clients only exist in a self-started server's database).
 
@@ -42,6 +58,8 @@ keep-alive client on raw trio sockets, which costs a few tens of microseconds pe
 request; ``--client httpx`` uses httpx.AsyncClient, which costs several times more. Every
 load process reports the CPU it used; the table shows it next to the server's, and a
 note flags any load process that kept one core busy (the figures are then client-bound).
+``server µs/req`` is the server's CPU time per 2xx answer: on a machine where other load
+takes cores it moves much less than req/s, so the ceiling notes give that ratio too.
 
 Every scenario stops after --requests (--login-requests for logins) OR --max-seconds,
 whichever comes first; each request has its own --timeout. Before the clock starts,
@@ -55,12 +73,15 @@ Examples:
     .venv/bin/python scripts/bench_core.py
     .venv/bin/python scripts/bench_core.py --markdown --workers 2 --procs 2
     .venv/bin/python scripts/bench_core.py --scenarios health,jwks --concurrency 1,8,32
+    .venv/bin/python scripts/bench_core.py --scenarios jwks,discovery,ceiling,userinfo,oidc_flow
     .venv/bin/python scripts/bench_core.py --url http://127.0.0.1:8000 \\
         --username admin --password "$AUTHLY_ADMIN_PASSWORD"
 
 The code lives in scripts/benchkit/: core_requests.py and core_code_flow.py (each
 scenario's requests), core_load.py (the load processes), core_run.py (scenarios ->
-table rows), core_server.py (the server, CPU accounting), core_report.py (the output).
+table rows), core_server.py (the server, the ceiling app's process, CPU accounting),
+ceiling_app.py (the bare app), core_report.py (the output). ID-token signing per
+algorithm, without HTTP: scripts/bench_id_tokens.py.
 """
 
 from __future__ import annotations
@@ -78,7 +99,7 @@ import benchkit  # noqa: F401  (first: puts the checkout's root on sys.path, for
 from benchkit.common import choice_list, int_list, machine
 from benchkit.core_report import ms, render
 from benchkit.core_run import OAUTH_SCENARIOS, SCENARIOS, Row, plan, run_scenario
-from benchkit.core_server import Server
+from benchkit.core_server import Ceiling, Server
 from benchkit.httpclient import Target
 from tests.support.processes import http_get
 
@@ -178,15 +199,20 @@ def main(argv: list[str] | None = None) -> int:
         opts.target = server.target
         opts.username, opts.password = server.username, server.password
         opts.client_secret = server.client_secret
+    ceiling = Ceiling(opts.host) if "ceiling" in opts.scenarios else None
+    opts.ceiling_target = ceiling.target if ceiling else None
     rows: list[Row] = []
     interrupted = False
     try:
         if server:
             print(f"bench: starting {shlex.join(server.command())}", file=sys.stderr)
             server.run()
+        if ceiling:
+            print(f"bench: starting the ceiling: {shlex.join(ceiling.argv)}", file=sys.stderr)
+            ceiling.run(opts.target)
         for title, groups in plan(opts):
             print(f"bench: {title} ...", file=sys.stderr, flush=True)
-            new = run_scenario(groups, opts, server)
+            new = run_scenario(groups, opts, ceiling if groups[0].ceiling else server)
             for r in new:
                 print(
                     f"bench:   {r.label.strip()}: {r.requests} requests, {r.errors} errors, "
@@ -202,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         extra.append("interrupted (Ctrl-C): the table is partial")
     finally:
-        if server:
-            extra.append(f"server {server.finish()}")
-            problems = server.log_problems()
-            if problems:
-                extra.append(f"server logged {len(problems)} error line(s), first: {problems[0]}")
-            server.cleanup()
-    print(render(rows, opts, server, machine_info, started, extra))
+        for name, started_here in (("server", server), ("ceiling app", ceiling)):
+            if started_here:
+                extra.append(f"{name} {started_here.finish()}")
+                problems = started_here.log_problems()
+                if problems:
+                    first = problems[0]
+                    extra.append(f"{name} logged {len(problems)} error line(s), first: {first}")
+                started_here.cleanup()
+    print(render(rows, opts, server, machine_info, started, extra, ceiling))
     if interrupted:
         return 130
     failed = any(r.errors for r in rows) or any("NOT" in e or "exited" in e for e in extra)

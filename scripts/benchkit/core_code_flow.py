@@ -1,10 +1,14 @@
-"""The code_flow scenario of scripts/bench_core.py: complete authorization-code + PKCE
-(S256) flows of the first-party public client bench-spa with a logged-in browser session.
+"""The code-flow scenarios of scripts/bench_core.py: complete authorization-code + PKCE
+(S256) flows with a logged-in browser session. ``code_flow``: the first-party public
+client bench-spa (OAuth only); ``oidc_flow``: the first-party public client bench-rp with
+``scope=openid profile email`` and a nonce, whose token response must carry an ID token
+with that nonce.
 
 Set-up, once per worker (``browser_login``): log a browser session in the way a user
-does, through the HTML login form. Measured (``code_flow``): GET the authorize endpoint
-with the session cookie (a 302 to the redirect URI with ``code`` and the same ``state``),
-then redeem the code with the code_verifier. One request of the table = one flow.
+does, through the HTML login form. Measured (``code_flow``, ``oidc_flow``): GET the
+authorize endpoint with the session cookie (a 302 to the redirect URI with ``code`` and
+the same ``state``), then redeem the code with the code_verifier. One request of the
+table = one flow.
 """
 
 from __future__ import annotations
@@ -13,11 +17,19 @@ import base64
 import contextlib
 import hashlib
 import html.parser
+import json
 import secrets
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
-from benchkit.core_requests import FORM_TYPE, TOKEN_PATH, BadResponse, token_field
+from benchkit.core_requests import (
+    FORM_TYPE,
+    RP_CLIENT_ID,
+    RP_SCOPE,
+    TOKEN_PATH,
+    BadResponse,
+    token_field,
+)
 from benchkit.httpclient import Client
 
 if TYPE_CHECKING:
@@ -37,15 +49,17 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_path(challenge: str, state: str) -> str:
+def authorize_path(challenge: str, state: str, client_id: str = SPA_CLIENT_ID, **oidc: str) -> str:
+    """The authorization request; ``oidc``: extra parameters (scope, nonce)."""
     query = urlencode(
         {
             "response_type": "code",
-            "client_id": SPA_CLIENT_ID,
+            "client_id": client_id,
             "redirect_uri": SPA_REDIRECT_URI,
             "code_challenge": challenge,
             "code_challenge_method": "S256",
             "state": state,
+            **oidc,
         }
     )
     return f"{AUTHORIZE_PATH}?{query}"
@@ -73,13 +87,14 @@ def code_from(location: str | None, state: str) -> str:
     return code
 
 
-async def redeem(client: Client, code: str, verifier: str) -> None:
+async def redeem(client: Client, code: str, verifier: str, client_id: str = SPA_CLIENT_ID) -> bytes:
+    """The code exchange; the token response (it must carry an access token)."""
     body = urlencode(
         {
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": SPA_REDIRECT_URI,
-            "client_id": SPA_CLIENT_ID,
+            "client_id": client_id,
             "code_verifier": verifier,
         }
     ).encode()
@@ -87,20 +102,51 @@ async def redeem(client: Client, code: str, verifier: str) -> None:
     if not 200 <= status < 300:
         raise BadResponse(f"token: HTTP {status}")
     token_field(payload, "access_token")
+    return payload
 
 
-async def code_flow(client: Client, job: Job, cookie: str | None) -> None:
+async def flow(client: Client, cookie: str | None, client_id: str, **oidc: str) -> bytes:
     """One complete flow with a logged-in browser session (``cookie``: its Cookie
-    header): GET authorize -> 302 to the redirect URI with a code, then the exchange."""
+    header): GET authorize -> 302 to the redirect URI with a code, then the exchange.
+    Returns the token response."""
     assert cookie is not None
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
-    path = authorize_path(challenge, state)
+    path = authorize_path(challenge, state, client_id, **oidc)
     status, _ = await client.request("GET", path, headers=(("Cookie", cookie),))
     if status != 302:
         lost = " (login page: the session is gone)" if status == 200 else ""
         raise BadResponse(f"authorize: HTTP {status}{lost}")
-    await redeem(client, code_from(header_of(client, "location"), state), verifier)
+    code = code_from(header_of(client, "location"), state)
+    return await redeem(client, code, verifier, client_id)
+
+
+async def code_flow(client: Client, job: Job, cookie: str | None) -> None:
+    """An OAuth code flow of bench-spa (no scope parameter: the client's default)."""
+    await flow(client, cookie, SPA_CLIENT_ID)
+
+
+def id_token_claims(payload: bytes) -> dict[str, object]:
+    """The claims of the token response's ID token, not verified (the bench only checks
+    that one came back, for this request)."""
+    token = token_field(payload, "id_token")
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        raise BadResponse("token: id_token is not a JWT") from None
+    if not isinstance(claims, dict):
+        raise BadResponse("token: id_token claims are not an object")
+    return claims
+
+
+async def oidc_flow(client: Client, job: Job, cookie: str | None) -> None:
+    """An OpenID Connect code flow of bench-rp (scope openid profile email, a nonce);
+    the token response must carry an ID token with that nonce."""
+    nonce = secrets.token_urlsafe(16)
+    payload = await flow(client, cookie, RP_CLIENT_ID, scope=RP_SCOPE, nonce=nonce)
+    if id_token_claims(payload).get("nonce") != nonce:
+        raise BadResponse("token: id_token without the request's nonce")
 
 
 class Cookies:

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from benchkit import core_requests as req
-from benchkit.core_code_flow import BROWSER_LOGIN_STEPS, browser_login, code_flow
+from benchkit.core_code_flow import BROWSER_LOGIN_STEPS, browser_login, code_flow, oidc_flow
 from benchkit.httpclient import Client, HttpxClient, RawClient, Target
 
 SETUP_SECONDS = 60.0  # bound on per-scenario set-up (connections, the refresh logins)
@@ -50,6 +50,9 @@ SCENARIOS: dict[str, Scenario] = {
     "client_credentials": Scenario(req.client_credentials),
     "introspection": Scenario(req.introspection, prepare=req.client_credentials),
     "code_flow": Scenario(code_flow, prepare=browser_login, prepare_steps=BROWSER_LOGIN_STEPS),
+    "discovery": Scenario(req.discovery, warmup_path=req.DISCOVERY_PATH),  # a warm cache
+    "userinfo": Scenario(req.userinfo, prepare=req.password_token),
+    "oidc_flow": Scenario(oidc_flow, prepare=browser_login, prepare_steps=BROWSER_LOGIN_STEPS),
 }
 
 
@@ -58,7 +61,7 @@ class Job:
     """What one load-generator process does; picklable."""
 
     target: Target
-    kind: str  # health | jwks | login | refresh | client_credentials | introspection | code_flow
+    kind: str  # a key of SCENARIOS
     workers: int
     requests: int
     max_seconds: float

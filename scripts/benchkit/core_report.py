@@ -9,8 +9,10 @@ import sys
 from datetime import datetime
 
 from benchkit.common import table
-from benchkit.core_run import Row
-from benchkit.core_server import TOKEN_RATE_LIMIT, Server
+from benchkit.core_run import CEILING_DOCS, Row
+from benchkit.core_server import TOKEN_RATE_LIMIT, Ceiling, Server
+
+CEILING_TARGET = 0.90  # DESIGN.md: static documents keep >= 90 % of the bare app's req/s
 
 
 def ms(value: float | None) -> str:
@@ -31,6 +33,7 @@ HEADERS = (
     "p99 ms",
     "client CPU",
     "server CPU",
+    "server µs/req",
     "other CPU",
 )
 
@@ -46,6 +49,7 @@ def _cells(row: Row) -> list[str]:
         ms(row.p99),
         pct(row.client_cpu),
         pct(row.server_cpu),
+        "-" if row.server_cost is None else f"{row.server_cost * 1e6:.0f}",
         pct(row.other_cpu),
     ]
 
@@ -59,6 +63,23 @@ def _summary_notes(rows: list[Row]) -> list[str]:
             f"/health p99 at concurrency 1: {ms(base.p99)} ms alone, {ms(busy.p99)} ms while "
             f"logins run ({busy.p99 / base.p99:.1f}x); p50 {ms(base.p50)} -> {ms(busy.p50)} ms"
         )
+    bare = {(r.label, r.concurrency): r for r in rows if r.label.startswith("ceiling: ")}
+    for row in rows:
+        ceiling = bare.get((f"ceiling: {row.label}", row.concurrency))
+        if row.label not in CEILING_DOCS or ceiling is None or not ceiling.rps:
+            continue
+        share = row.rps / ceiling.rps
+        verdict = "met" if share >= CEILING_TARGET else "NOT met"
+        note = (
+            f"{row.label} c={row.concurrency}: {row.rps:.0f} req/s = {share:.0%} of the "
+            f"ceiling's {ceiling.rps:.0f} (target >= {CEILING_TARGET:.0%}: {verdict})"
+        )
+        if row.server_cost and ceiling.server_cost:
+            note += (
+                f"; by server CPU per request {ceiling.server_cost / row.server_cost:.0%} "
+                f"({row.server_cost * 1e6:.0f} vs {ceiling.server_cost * 1e6:.0f} µs)"
+            )
+        notes.append(note)
     return notes
 
 
@@ -69,6 +90,7 @@ def render(
     machine: dict[str, str],
     started: datetime,
     extra: list[str],
+    ceiling: Ceiling | None = None,
 ) -> str:
     lines = table(HEADERS, [_cells(r) for r in rows], opts.markdown)
     client = (
@@ -98,13 +120,34 @@ def render(
         "req/s counts 2xx answers; p50/p99 over 2xx answers; errors = non-2xx, timeouts, "
         "connection errors, unusable bodies (set-up included); CPU = share of one core "
         "(client: all load processes; server: its whole process tree; other: the rest "
-        f"of the machine, out of {machine['nproc']} cores: other people's load = noise)"
+        f"of the machine, out of {machine['nproc']} cores: other people's load = noise); "
+        "server µs/req = server CPU time per 2xx answer (steadier than req/s when "
+        "other load takes cores)"
     )
     if any(r.label == "code_flow" for r in rows):
         setup.append(
             "code_flow: one request = one complete flow (GET authorize with the session "
             "cookie -> 302 with a code, then POST token with the code_verifier); req/s = "
             "flows/s, p50/p99 per flow; any other answer to either step is an error"
+        )
+    labels = {r.label for r in rows}
+    if "userinfo" in labels:
+        setup.append(
+            "userinfo: GET /oidc/userinfo with a bearer access token of scope openid profile "
+            "email (one per worker, password grant of bench-rp during set-up)"
+        )
+    if "oidc_flow" in labels:
+        setup.append(
+            "oidc_flow: code_flow for bench-rp with scope=openid profile email and a nonce; "
+            "a flow counts when the token response has an id_token (RS256) with that nonce"
+        )
+    if ceiling:
+        sizes = ", ".join(f"{path} {n} B" for path, n in ceiling.sizes.items())
+        setup.append(
+            f"ceiling: a bare QuartTrio app (scripts/benchkit/ceiling_app.py) as its own "
+            f"process, `python -m hypercorn -k trio -w 1 ... benchkit.ceiling_app:app`, "
+            f"answering the bytes the server answered ({sizes}); each ceiling row runs "
+            f"right after Authly's row of the same document and concurrency"
         )
     notes = []
     for r in rows:

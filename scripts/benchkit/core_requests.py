@@ -1,4 +1,4 @@
-"""One measured request of each bench_core scenario but code_flow (core_code_flow.py).
+"""One measured request of each bench_core scenario but the code flows (core_code_flow.py).
 
 Every scenario request has the same signature, ``(client, job, token) -> token``: the
 token is the worker's, from its set-up (refresh: its current refresh token, which the
@@ -25,9 +25,13 @@ JWKS_PATH = "/.well-known/jwks.json"
 LOGIN_PATH = "/api/v1/auth/login"
 TOKEN_PATH = "/api/v1/oauth/token"
 INTROSPECT_PATH = "/api/v1/oauth/introspect"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+USERINFO_PATH = "/oidc/userinfo"
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 SERVICE_CLIENT_ID = "bench-svc"  # confidential: client_credentials, introspection
+RP_CLIENT_ID = "bench-rp"  # public, first party, openid: userinfo (password grant), oidc_flow
+RP_SCOPE = "openid profile email"
 
 
 class BadResponse(Exception):
@@ -70,6 +74,10 @@ async def health(client: Client, job: Job, token: str | None) -> None:
 
 async def jwks(client: Client, job: Job, token: str | None) -> None:
     await get(client, JWKS_PATH)
+
+
+async def discovery(client: Client, job: Job, token: str | None) -> None:
+    await get(client, DISCOVERY_PATH)
 
 
 async def login(client: Client, job: Job, token: str | None = None) -> str:
@@ -117,3 +125,21 @@ async def introspection(client: Client, job: Job, token: str | None) -> None:
         raise BadResponse("2xx without an active member") from None
     if active is not True:
         raise BadResponse("introspection answered active != true")
+
+
+async def password_token(client: Client, job: Job, token: str | None = None) -> str:
+    """A password grant of bench-rp for scope openid profile email; its access token."""
+    fields = {"grant_type": "password", "client_id": RP_CLIENT_ID, "scope": RP_SCOPE}
+    body = urlencode({**fields, "username": job.username, "password": job.password}).encode()
+    status, payload = await client.request("POST", TOKEN_PATH, body, FORM_TYPE)
+    check(status)
+    return token_field(payload, "access_token")
+
+
+async def userinfo(client: Client, job: Job, token: str | None) -> None:
+    """GET /oidc/userinfo with the worker's bearer token; the answer must name a sub."""
+    assert token is not None
+    auth = ("Authorization", f"Bearer {token}")
+    status, payload = await client.request("GET", USERINFO_PATH, headers=(auth,))
+    check(status)
+    token_field(payload, "sub")

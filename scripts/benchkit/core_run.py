@@ -13,13 +13,25 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from benchkit.common import percentile
 from benchkit.core_load import SETUP_SECONDS, Job, ProcResult, child_main
-from benchkit.core_server import Server, machine_busy_seconds
+from benchkit.core_server import machine_busy_seconds
 
-OAUTH_SCENARIOS = ("client_credentials", "introspection", "code_flow")
-SCENARIOS = ("health", "jwks", "login", "refresh", "health_under_login", *OAUTH_SCENARIOS)
+# Scenarios whose clients only a self-started server has (registered before it starts).
+OAUTH_SCENARIOS = ("client_credentials", "introspection", "code_flow", "userinfo", "oidc_flow")
+SCENARIOS = (
+    "health",
+    "jwks",
+    "discovery",
+    "login",
+    "refresh",
+    "health_under_login",
+    *OAUTH_SCENARIOS,
+    "ceiling",
+)
+CEILING_DOCS = ("jwks", "discovery")  # what the bare app (core_server.Ceiling) serves
 SLOW_WARMUP_SECONDS = 0.5  # a warm-up slower than this is worth a note
 SATURATED_CORE = 0.90  # a load process above this share of one core is client-bound
 BACKGROUND_LOGIN_CAP = 100_000  # count bound of the background logins (time stops them)
@@ -38,6 +50,11 @@ class Group:
     follower: bool = False
     leader: bool = False
     extra_seconds: float = 0.0  # added to --max-seconds (a follower outlasts its leader)
+    ceiling: bool = False  # against the bare QuartTrio app (opts.ceiling_target), not Authly
+
+
+class CpuMeter(Protocol):
+    def cpu_seconds(self) -> float | None: ...
 
 
 @dataclass
@@ -56,6 +73,9 @@ class Row:
     server_cpu: float | None
     other_cpu: float | None  # the rest of the machine during the scenario (noise)
     notes: list[str] = field(default_factory=list)
+    # Server CPU per 2xx answer (s), when the scenario has one group: steadier than req/s
+    # on a busy machine (it does not count the time the server waits for a core).
+    server_cost: float | None = None
 
     @property
     def rps(self) -> float:
@@ -63,13 +83,22 @@ class Row:
 
 
 def plan(opts: argparse.Namespace) -> Iterator[tuple[str, list[Group]]]:
-    """(title, groups) of every scenario run, in order."""
-    for kind in ("health", "jwks", "login", "refresh"):
+    """(title, groups) of every scenario run, in order. A ceiling row runs right after
+    the Authly row it is the yardstick of (same document, same concurrency); with
+    neither jwks nor discovery chosen, ``ceiling`` measures both documents alone."""
+    ceiling = "ceiling" in opts.scenarios
+    for kind in ("health", "jwks", "discovery", "login", "refresh"):
         if kind not in opts.scenarios:
             continue
         n = opts.login_requests if kind == "login" else opts.requests
         for c in opts.concurrency:
             yield f"{kind} c={c}", [Group(kind, kind, c, n, opts.procs)]
+            if ceiling and kind in CEILING_DOCS:
+                yield from ceiling_run(kind, c, opts)
+    if ceiling and not any(k in opts.scenarios for k in CEILING_DOCS):
+        for kind in CEILING_DOCS:
+            for c in opts.concurrency:
+                yield from ceiling_run(kind, c, opts)
     if "health_under_login" in opts.scenarios:
         bg = opts.bg_login_concurrency
         health = Group(
@@ -97,6 +126,11 @@ def plan(opts: argparse.Namespace) -> Iterator[tuple[str, list[Group]]]:
                 yield f"{kind} c={c}", [Group(kind, kind, c, opts.requests, opts.procs)]
 
 
+def ceiling_run(kind: str, c: int, opts: argparse.Namespace) -> Iterator[tuple[str, list[Group]]]:
+    group = Group(f"ceiling: {kind}", kind, c, opts.requests, opts.procs, ceiling=True)
+    yield f"ceiling: {kind} c={c}", [group]
+
+
 def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
@@ -111,7 +145,7 @@ def jobs_of(gi: int, group: Group, opts: argparse.Namespace) -> list[tuple[int, 
         (
             gi,
             Job(
-                target=opts.target,
+                target=opts.ceiling_target if group.ceiling else opts.target,
                 kind=group.kind,
                 workers=w,
                 requests=n,
@@ -130,7 +164,10 @@ def jobs_of(gi: int, group: Group, opts: argparse.Namespace) -> list[tuple[int, 
     ]
 
 
-def run_scenario(groups: list[Group], opts: argparse.Namespace, server: Server | None) -> list[Row]:
+def run_scenario(
+    groups: list[Group], opts: argparse.Namespace, server: CpuMeter | None
+) -> list[Row]:
+    """Run ``groups`` at once; ``server``: the process whose CPU the rows show."""
     ctx = mp.get_context("fork")
     jobs = [job for gi, group in enumerate(groups) for job in jobs_of(gi, group, opts)]
     barrier = ctx.Barrier(len(jobs) + 1)
@@ -177,6 +214,8 @@ def run_scenario(groups: list[Group], opts: argparse.Namespace, server: Server |
         mine = [i for i, (g, _) in enumerate(jobs) if g == gi]
         row = row_of(group, {i: results.get(i) for i in mine}, opts)
         row.server_cpu, row.other_cpu = server_share, other_cpu
+        if server_cpu is not None and len(groups) == 1 and row.ok:
+            row.server_cost = server_cpu / row.ok
         rows.append(row)
     return rows
 

@@ -4,24 +4,36 @@
 SQLite in a temporary directory, AUTHLY_LOGIN_RATE_LIMIT=1000000 so the login bench is
 not rate limited, AUTHLY_TOKEN_RATE_LIMIT=10000000 so the token endpoint's per-client and
 per-IP budget is not either; AUTHLY_* of the caller are passed on (and listed in the
-report). For the OAuth scenarios the clients bench-svc and bench-spa are registered in
-the SQLite file before it starts.
+report). For the OAuth and OIDC scenarios the clients bench-svc, bench-spa and bench-rp
+are registered in the SQLite file before it starts.
+
+``Ceiling`` is the yardstick of the static documents (the ``ceiling`` scenario): the bare
+QuartTrio app of ceiling_app.py on the same hypercorn trio worker, in its own process,
+answering the bytes the benchmarked server answered for JWKS and discovery.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import secrets
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.processes import ServerError, serve_argv
+from tests.support.processes import ServerError, ServerProcess, serve_argv, server_env
 from tests.support.store import register_client
 
 from benchkit.common import ScriptServer
 from benchkit.core_code_flow import SPA_CLIENT_ID, SPA_REDIRECT_URI, SPA_SCOPE
-from benchkit.core_requests import SERVICE_CLIENT_ID
+from benchkit.core_requests import (
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    RP_CLIENT_ID,
+    RP_SCOPE,
+    SERVICE_CLIENT_ID,
+)
 from benchkit.httpclient import Target
 
 TOKEN_RATE_LIMIT = "10000000"  # the maximum AUTHLY_TOKEN_RATE_LIMIT accepts
@@ -36,6 +48,13 @@ def machine_busy_seconds() -> float | None:
     ticks = [int(f) for f in fields]
     busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def hypercorn_argv(host: str, port: int, workers: int, app: str) -> list[str]:
+    """``python -m hypercorn -k trio`` as `authly serve` configures it (cli/serve.py)."""
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "-w", str(workers), "-b", bind]
+    return [*argv, "--graceful-timeout", "1", "--keep-alive", "5", "--read-timeout", "30", app]
 
 
 def proc_tree_cpu(root: int) -> float:
@@ -62,7 +81,33 @@ def proc_tree_cpu(root: int) -> float:
     return sum(stats[pid][1] for pid in wanted if pid in stats)
 
 
-class Server(ScriptServer):
+class Measured(ServerProcess):
+    """A server a bench_core table measures: its address, the CPU of its process tree,
+    one stop, its temporary directory (``_tmp``) removed by ``cleanup``."""
+
+    _tmp: tempfile.TemporaryDirectory[str]
+    stop_note = ""
+
+    @property
+    def target(self) -> Target:
+        return Target(self.host, self.port)
+
+    def cpu_seconds(self) -> float | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        return proc_tree_cpu(self.proc.pid)
+
+    def finish(self) -> str:
+        """Stop it (once) and say how that went."""
+        if self.proc is not None and not self.stop_note:
+            self.stop_note = self.shutdown()
+        return self.stop_note
+
+    def cleanup(self) -> None:
+        self._tmp.cleanup()
+
+
+class Server(Measured, ScriptServer):
     """The benchmarked server, in a temporary directory removed by ``cleanup``."""
 
     def __init__(self, workers: int, host: str, launcher: str, with_clients: bool = False) -> None:
@@ -77,7 +122,7 @@ class Server(ScriptServer):
         )
         self.workers = workers
         self.launcher = launcher
-        self.with_clients = with_clients  # register bench-svc and bench-spa before start
+        self.with_clients = with_clients  # register bench-svc, -spa and -rp before start
         self.client_secret = secrets.token_urlsafe(32)
         self.version = "?"
         self.inherited = sorted(
@@ -85,20 +130,13 @@ class Server(ScriptServer):
             for k in os.environ
             if k.startswith("AUTHLY_") and k not in ("AUTHLY_HOST", "AUTHLY_PORT")
         )
-        self.stop_note = ""
         self.argv = self.command()
-
-    @property
-    def target(self) -> Target:
-        return Target(self.host, self.port)
 
     def command(self) -> list[str]:
         if self.launcher == "hypercorn":
             # `authly.app:create_app()`: hypercorn evals the name in the module's
             # namespace, which never reaches the lazy module __getattr__ for `app`.
-            bind = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-            hypercorn = [sys.executable, "-m", "hypercorn", "-k", "trio", "-w", str(self.workers)]
-            return [*hypercorn, "-b", bind, "--graceful-timeout", "1", "authly.app:create_app()"]
+            return hypercorn_argv(self.host, self.port, self.workers, "authly.app:create_app()")
         return serve_argv(self.port, "--workers", str(self.workers), host=self.host)
 
     def register_clients(self) -> None:
@@ -119,6 +157,14 @@ class Server(ScriptServer):
             scopes=tuple(SPA_SCOPE.split()),
             first_party=True,
         )
+        register_client(
+            self.db_path,
+            RP_CLIENT_ID,
+            redirect_uris=(SPA_REDIRECT_URI,),
+            grant_types=("authorization_code", "refresh_token", "password"),
+            scopes=tuple(RP_SCOPE.split()),
+            first_party=True,
+        )
 
     def run(self) -> None:
         """Start it and wait until it is healthy; SystemExit when it does not get there."""
@@ -132,16 +178,50 @@ class Server(ScriptServer):
             raise SystemExit(f"bench: {exc}") from None
         self.version = str(health.get("version", "?"))
 
-    def cpu_seconds(self) -> float | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        return proc_tree_cpu(self.proc.pid)
 
-    def finish(self) -> str:
-        """Stop it (once) and say how that went."""
-        if self.proc is not None and not self.stop_note:
-            self.stop_note = self.shutdown()
-        return self.stop_note
+class Ceiling(Measured):
+    """The bare QuartTrio app of ceiling_app.py under ``hypercorn -k trio -w 1``, in a
+    temporary directory removed by ``cleanup``."""
 
-    def cleanup(self) -> None:
-        self._tmp.cleanup()
+    def __init__(self, host: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="authly-ceiling-")
+        workdir = Path(self._tmp.name)
+        super().__init__(workdir, name="ceiling", host=host)
+        self.docs_path = workdir / "documents.json"
+        scripts = str(Path(__file__).resolve().parents[1])
+        env = server_env(BENCH_CEILING_FILE=str(self.docs_path))
+        env["PYTHONPATH"] = os.pathsep.join([scripts, env["PYTHONPATH"]])
+        self.env = env
+        self.argv = hypercorn_argv(host, self.port, 1, "benchkit.ceiling_app:app")
+        self.sizes: dict[str, int] = {}  # path -> body bytes
+
+    def copy_documents(self, source: Target) -> None:
+        """GET JWKS and discovery from ``source``: what the bare app will answer."""
+        docs = {}
+        for path in (JWKS_PATH, DISCOVERY_PATH):
+            conn = http.client.HTTPConnection(source.host, source.port, timeout=10)
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                body = response.read()
+            finally:
+                conn.close()
+            if response.status != 200:
+                raise SystemExit(f"bench: ceiling: {path} answered HTTP {response.status}")
+            self.sizes[path] = len(body)
+            docs[path] = {
+                "body": body.decode("utf-8"),
+                "content_type": response.getheader("Content-Type", "application/json"),
+                "cache_control": response.getheader("Cache-Control"),
+            }
+        self.docs_path.write_text(json.dumps(docs))
+
+    def run(self, source: Target) -> None:
+        """Copy the documents, start it and wait until it is healthy (or SystemExit)."""
+        self.copy_documents(source)
+        self.start()
+        try:
+            self.wait_healthy(timeout=30.0)
+        except ServerError as exc:
+            self.kill()
+            raise SystemExit(f"bench: {exc}") from None
