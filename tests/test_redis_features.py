@@ -18,7 +18,7 @@ pytestmark = pytest.mark.redis
 
 
 async def raw_client(nursery, server) -> RedisActor:
-    actor = RedisActor(parse_redis_url(server.url), op_timeout=1.0)
+    actor = RedisActor(parse_redis_url(server.url), op_timeout=30.0)
     await nursery.start(actor.run)
     return actor
 

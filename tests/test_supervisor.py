@@ -105,7 +105,7 @@ async def test_session_written_during_outage_is_in_redis_after_switch_back(
         await wait_all(services, "redis")
         assert await services.sessions.get("outage-session") == {"user_id": "u1"}
         # Another instance (a separate client) sees it in Redis, with its TTL.
-        other = RedisActor(parse_redis_url(redis_server.url))
+        other = RedisActor(parse_redis_url(redis_server.url), op_timeout=30.0)
         await nursery.start(other.run)
         assert await other.execute("HGET", "authly:sess:outage-session", "user_id") == "u1"
         assert 0 < await other.execute("PTTL", "authly:sess:outage-session") <= 300_000

@@ -75,7 +75,7 @@ async def assert_all_kept(nursery, redis_url: str, services, written: list[str])
     assert written
     for sid in written:
         assert await services.sessions.get(sid) == {"sid": sid}, sid
-    other = RedisActor(parse_redis_url(redis_url))  # what another instance would see
+    other = RedisActor(parse_redis_url(redis_url), op_timeout=30.0)  # as another instance sees it
     scope = await nursery.start(other.run)
     try:
         for sid in written:
@@ -268,7 +268,7 @@ async def test_the_instance_count_is_pushed_to_the_rate_limit_slot(tmp_path, red
     async with app.test_app() as test_app:
         services = services_of(test_app)
         supervisor = services.supervisor
-        other = RedisActor(parse_redis_url(redis_server.url))
+        other = RedisActor(parse_redis_url(redis_server.url), op_timeout=30.0)
         async with trio.open_nursery() as nursery:
             scope = await nursery.start(other.run)
             # Two more instances keep a heartbeat in the same Redis.

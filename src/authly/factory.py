@@ -25,6 +25,7 @@ from authly.web import (
     auth,
     authorize,
     health,
+    logout,
     oauth,
     oidc,
     users,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> AuthlyApp:
         account.bp,
         users.bp,
         oidc.bp,
+        logout.bp,
         health.bp,
         metrics_web.bp,
     ):

@@ -22,7 +22,9 @@ from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
 from authly.oauth.registry import Registry
+from authly.oidc.backchannel import BackchannelSender
 from authly.oidc.id_tokens import IdTokens
+from authly.oidc.logout import Logouts
 from authly.services import EXTENSION_KEY, Services
 from authly.store import users as user_repo
 from authly.store.db import Database, open_database
@@ -92,6 +94,9 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         db, access, sessions, RevocationList(db, cache), refresh_ttl=settings.refresh_token_ttl
     )
     metadata = MetadataDocument(settings.issuer, db, cache)
+    id_tokens = IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl)
+    backchannel = BackchannelSender(id_tokens, on_result=metrics.count_backchannel_logout)
+    browser_sessions = BrowserSessions(sessions, db)
     services = Services(
         settings=settings,
         metrics=metrics,
@@ -105,16 +110,19 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         tokens=tokens,
         pending=PendingRequests(sessions, max_entries=settings.pending_requests_max),
         consents=Consents(db, AuthorizationCodes(db), settings.issuer),
-        browser_sessions=BrowserSessions(sessions, db),
+        browser_sessions=browser_sessions,
         admin_auth=AdminAuth(db, sessions, tokens, login),
         registry=Registry(db, metadata),
         metadata=metadata,
         profiles=profiles,
         jwks=JwksDocument(keys, cache),
         accounts=Accounts(db, hasher, profiles, tokens, login),
-        id_tokens=IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl),
+        id_tokens=id_tokens,
+        backchannel=backchannel,
+        logouts=Logouts(db, id_tokens, browser_sessions, tokens, sessions, backchannel),
     )
     services.owned_scopes.append(await app.nursery.start(keys.run_refresh, REFRESH_INTERVAL))
+    services.owned_scopes.append(await app.nursery.start(backchannel.run))
     if settings.purge_interval > 0:
         services.housekeeper = Housekeeper(
             db, interval=settings.purge_interval, on_purged=metrics.count_purged

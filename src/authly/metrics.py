@@ -12,6 +12,7 @@ from authly.store.purge import KINDS as PURGED_KINDS
 
 FEATURES = ("rate_limit", "cache", "session")
 BACKENDS = ("memory", "redis")
+BACKCHANNEL_RESULTS = ("delivered", "failed", "dropped")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -86,6 +87,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.backchannel_logout = Counter(
+            "authly_backchannel_logout",
+            "Back-channel logout notices by result (delivered, failed, dropped)",
+            ["result"],
+            registry=r,
+        )
+        for result in BACKCHANNEL_RESULTS:
+            self.backchannel_logout.labels(result)
         for kind in PURGED_KINDS:  # zero from the start, so rate() works at once
             self.store_purged.labels(kind)
         for feature in FEATURES:
@@ -112,6 +121,9 @@ class Metrics:
 
     def count_purged(self, kind: str, rows: int) -> None:
         self.store_purged.labels(kind).inc(rows)
+
+    def count_backchannel_logout(self, result: str) -> None:
+        self.backchannel_logout.labels(result).inc()
 
     def count_session_eviction(self, pool: str) -> None:
         self.session_evictions.labels(pool).inc()

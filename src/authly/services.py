@@ -18,7 +18,9 @@ from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
 from authly.oauth.registry import Registry
+from authly.oidc.backchannel import BackchannelSender
 from authly.oidc.id_tokens import IdTokens
+from authly.oidc.logout import Logouts
 from authly.store.db import Database
 from authly.tokens.jwks import JwksDocument
 from authly.tokens.keys import SigningKeys
@@ -58,6 +60,8 @@ class Services:
     jwks: JwksDocument
     accounts: Accounts
     id_tokens: IdTokens
+    backchannel: BackchannelSender
+    logouts: Logouts
     supervisor: Supervisor | None = None
     housekeeper: Housekeeper | None = None
     redis_error: LastError | None = None  # Redis configured but never tried

@@ -24,7 +24,7 @@ IMPLS = [
 async def _actor(nursery: trio.Nursery) -> RedisActor:
     server = RedisServer(nursery)
     await server.start()
-    actor = RedisActor(parse_redis_url(server.url), op_timeout=1.0)
+    actor = RedisActor(parse_redis_url(server.url), op_timeout=30.0)
     await nursery.start(actor.run)
     return actor
 

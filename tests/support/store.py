@@ -24,6 +24,9 @@ def client_row(
     scopes: tuple[str, ...] = ("profile", "email", "offline_access"),
     first_party: bool = False,
     id_token_signed_response_alg: str = "RS256",
+    post_logout_redirect_uris: tuple[str, ...] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
 ) -> client_repo.ClientRow:
     """A client row as the admin API would store it (the secret hashed), created now."""
     now = time.time()
@@ -39,6 +42,9 @@ def client_row(
         created_at=now,
         updated_at=now,
         id_token_signed_response_alg=id_token_signed_response_alg,
+        post_logout_redirect_uris=post_logout_redirect_uris,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
 
 

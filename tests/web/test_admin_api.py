@@ -24,6 +24,9 @@ CLIENT_KEYS = {
     "scopes",
     "first_party",
     "id_token_signed_response_alg",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
     "created_at",
     "updated_at",
 }

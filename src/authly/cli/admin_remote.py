@@ -149,7 +149,50 @@ def _client_fields(c: dict[str, Any]) -> list[tuple[str, str]]:
         ("redirect URIs", " ".join(c.get("redirect_uris") or []) or "-"),
         ("first party", "yes" if c.get("first_party") else "no"),
         ("ID token alg", str(c.get("id_token_signed_response_alg", "RS256"))),
+        ("post-logout URIs", " ".join(c.get("post_logout_redirect_uris") or []) or "-"),
+        ("back-channel logout", _backchannel(c)),
     ]
+
+
+def _backchannel(c: dict[str, Any]) -> str:
+    uri = c.get("backchannel_logout_uri")
+    if not uri:
+        return "-"
+    return f"{uri} (sid required)" if c.get("backchannel_logout_session_required") else str(uri)
+
+
+def _logout_options(command: F) -> F:
+    """The OpenID Connect logout options of ``client create`` and ``client update``."""
+    command = click.option(
+        "--backchannel-logout-session-required/--backchannel-logout-session-optional",
+        "backchannel_sid",
+        default=None,
+        help="Whether the client needs sid in logout tokens (Back-Channel Logout §2.2).",
+    )(command)
+    command = click.option(
+        "--backchannel-logout-uri",
+        default=None,
+        help="Where Authly POSTs logout tokens (https; '' removes it).",
+    )(command)
+    return click.option(
+        "--post-logout-redirect-uri",
+        "post_logout_uris",
+        multiple=True,
+        help="Repeatable; where RP-initiated logout may return (replaces the list).",
+    )(command)
+
+
+def _logout_fields(
+    post_logout_uris: tuple[str, ...], backchannel_uri: str | None, backchannel_sid: bool | None
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if post_logout_uris:
+        fields["post_logout_redirect_uris"] = list(post_logout_uris)
+    if backchannel_uri is not None:
+        fields["backchannel_logout_uri"] = backchannel_uri or None
+    if backchannel_sid is not None:
+        fields["backchannel_logout_session_required"] = backchannel_sid
+    return fields
 
 
 def _show_client(c: dict[str, Any], as_json: bool) -> None:
@@ -183,6 +226,7 @@ _alg_choice = click.Choice(ID_TOKEN_ALGS)
 @click.option("--scope", "scopes", multiple=True, help="Repeatable; default: the default scopes.")
 @click.option("--first-party", is_flag=True, help="Trusted first-party client (no consent).")
 @click.option("--id-token-alg", type=_alg_choice, default=None, help="Default RS256.")
+@_logout_options
 @remote_options
 def client_create(
     name: str,
@@ -193,6 +237,9 @@ def client_create(
     scopes: tuple[str, ...],
     first_party: bool,
     id_token_alg: str | None,
+    post_logout_uris: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    backchannel_sid: bool | None,
     url: str,
     as_json: bool,
 ) -> None:
@@ -215,6 +262,7 @@ def client_create(
         body["scopes"] = list(scopes)
     if id_token_alg is not None:
         body["id_token_signed_response_alg"] = id_token_alg
+    body.update(_logout_fields(post_logout_uris, backchannel_logout_uri, backchannel_sid))
     _show_client(Remote(url).call("POST", "/clients", body=body), as_json)
 
 
@@ -258,6 +306,7 @@ def client_show(client_id: str, url: str, as_json: bool) -> None:
 @click.option("--scope", "scopes", multiple=True, help="Replaces the list.")
 @click.option("--first-party/--third-party", "first_party", default=None)
 @click.option("--id-token-alg", type=_alg_choice, default=None)
+@_logout_options
 @remote_options
 def client_update(
     client_id: str,
@@ -268,6 +317,9 @@ def client_update(
     scopes: tuple[str, ...],
     first_party: bool | None,
     id_token_alg: str | None,
+    post_logout_uris: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    backchannel_sid: bool | None,
     url: str,
     as_json: bool,
 ) -> None:
@@ -282,6 +334,7 @@ def client_update(
         "id_token_signed_response_alg": id_token_alg,
     }
     body = {k: v for k, v in changes.items() if v is not None}
+    body.update(_logout_fields(post_logout_uris, backchannel_logout_uri, backchannel_sid))
     if not body:
         raise click.UsageError("nothing to change; see --help")
     path = f"/clients/{path_segment(client_id)}"

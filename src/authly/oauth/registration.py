@@ -2,8 +2,12 @@
 
 A client's registrable values are the fields of ``ClientRow.public()`` (what the admin
 API shows is what it accepts): ``name``, ``client_type``, ``token_endpoint_auth_method``,
-``redirect_uris``, ``grant_types``, ``scopes``, ``first_party``. Unknown fields are
-refused, so a typo (``redirect_uri``) is an error rather than a silent no-op.
+``redirect_uris``, ``grant_types``, ``scopes``, ``first_party``,
+``id_token_signed_response_alg``, and for OpenID Connect logout
+``post_logout_redirect_uris`` (the same strict form as redirect URIs),
+``backchannel_logout_uri`` (``https``, or ``http`` on a loopback host; null to remove)
+and ``backchannel_logout_session_required``. Unknown fields are refused, so a typo
+(``redirect_uri``) is an error rather than a silent no-op.
 
 Rules (checked on every create and update, against the whole resulting client):
 
@@ -67,6 +71,9 @@ CLIENT_FIELDS = frozenset(
         "scopes",
         "first_party",
         "id_token_signed_response_alg",
+        "post_logout_redirect_uris",
+        "backchannel_logout_uri",
+        "backchannel_logout_session_required",
     }
 )
 SCOPE_FIELDS = frozenset({"name", "description", "default"})
@@ -126,6 +133,15 @@ def check_redirect_uri(uri: str) -> str:
     return redirect_uris.check_registrable(uri)
 
 
+def check_backchannel_uri(uri: str) -> str:
+    """A back-channel logout URI (Back-Channel Logout §2.2): the redirect URIs' strict
+    form, and ``https`` (``http`` only on a loopback host)."""
+    checked = redirect_uris.check_registrable(uri)
+    if redirect_uris.parse(checked).scheme not in ("http", "https"):
+        raise InvalidRequest("Field backchannel_logout_uri must be an https URI.")
+    return checked
+
+
 def check_scope_name(value: Any) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_SCOPE_NAME:
         raise InvalidRequest(f"Field name must be 1 to {MAX_SCOPE_NAME} characters.")
@@ -148,6 +164,9 @@ class ClientValues:
     scopes: tuple[str, ...]
     first_party: bool
     id_token_alg: str = "RS256"  # noqa: S105 (an algorithm name)
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @classmethod
     def of(cls, row: ClientRow) -> ClientValues:
@@ -160,6 +179,9 @@ class ClientValues:
             scopes=row.scopes,
             first_party=row.first_party,
             id_token_alg=row.id_token_signed_response_alg,
+            post_logout_redirect_uris=row.post_logout_redirect_uris,
+            backchannel_logout_uri=row.backchannel_logout_uri,
+            backchannel_logout_session_required=row.backchannel_logout_session_required,
         )
 
 
@@ -205,6 +227,21 @@ def _apply(values: ClientValues, body: Mapping[str, Any]) -> ClientValues:
                 f"Field id_token_signed_response_alg must be one of: {', '.join(ID_TOKEN_ALGS)}."
             )
         changes["id_token_alg"] = str(alg)
+    if "post_logout_redirect_uris" in body:
+        field = "post_logout_redirect_uris"
+        uris = _strings(body[field], field, MAX_REDIRECT_URIS, MAX_REDIRECT_URI)
+        changes[field] = tuple(check_redirect_uri(u) for u in uris)
+    if "backchannel_logout_uri" in body:
+        uri = body["backchannel_logout_uri"]
+        if uri is not None and (not isinstance(uri, str) or len(uri) > MAX_REDIRECT_URI):
+            raise InvalidRequest(
+                f"Field backchannel_logout_uri must be a URI of at most {MAX_REDIRECT_URI}"
+                " characters, or null."
+            )
+        changes["backchannel_logout_uri"] = None if uri is None else check_backchannel_uri(uri)
+    if "backchannel_logout_session_required" in body:
+        field = "backchannel_logout_session_required"
+        changes[field] = _flag(body[field], field)
     return replace(values, **changes)
 
 

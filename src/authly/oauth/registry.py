@@ -66,6 +66,9 @@ def _create_tx(
             created_at=now,
             updated_at=now,
             id_token_signed_response_alg=values.id_token_alg,
+            post_logout_redirect_uris=values.post_logout_redirect_uris,
+            backchannel_logout_uri=values.backchannel_logout_uri,
+            backchannel_logout_session_required=values.backchannel_logout_session_required,
         )
         try:
             return client_repo.insert(conn, row)
@@ -88,6 +91,9 @@ def _update_tx(
             scopes=values.scopes,
             first_party=values.first_party,
             id_token_signed_response_alg=values.id_token_alg,
+            post_logout_redirect_uris=values.post_logout_redirect_uris,
+            backchannel_logout_uri=values.backchannel_logout_uri,
+            backchannel_logout_session_required=values.backchannel_logout_session_required,
             updated_at=now,
         )
         client_repo.update(conn, row)

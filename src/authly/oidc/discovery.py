@@ -3,7 +3,8 @@
 Built on the RFC 8414 document (oauth/metadata.py), so both name the same issuer and
 endpoints, and lists only what works: the scopes in the registry, response type
 ``code`` in the query, the ID-token algorithms clients may choose, the standard claims
-Authly can release, and the prompt values it honours.
+Authly can release, the prompt values it honours, and RP-initiated and back-channel
+logout (``sid`` always in logout tokens).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def openid_metadata(oauth: dict[str, Any]) -> dict[str, Any]:
     document = dict(oauth)
     document.update(
         userinfo_endpoint=f"{issuer}/oidc/userinfo",
+        end_session_endpoint=f"{issuer}/oidc/logout",
         subject_types_supported=["public"],
         id_token_signing_alg_values_supported=list(ID_TOKEN_ALGS),
         claims_supported=list(CLAIMS),
@@ -35,5 +37,7 @@ def openid_metadata(oauth: dict[str, Any]) -> dict[str, Any]:
         claims_parameter_supported=True,
         request_parameter_supported=False,
         request_uri_parameter_supported=False,
+        backchannel_logout_supported=True,
+        backchannel_logout_session_supported=True,
     )
     return document

@@ -7,6 +7,10 @@ refresh), ``at_hash`` (the left half of the hash of the access token issued with
 ``sid`` (the browser session) and ``amr`` (``pwd``: Authly signs in with passwords).
 It is signed with the current key of the client's ``id_token_signed_response_alg``.
 The issuer comes from configuration, never from the request.
+
+The same keys sign back-channel *logout tokens* (Back-Channel Logout 1.0 §2.4) and
+check the ``id_token_hint`` of RP-initiated logout (an ID token Authly issued, expired
+or not: RP-Initiated Logout 1.0 §2).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
 
+from authly.errors import InvalidRequest
 from authly.tokens.keys import SigningKeys
 
 # Algorithms a client may choose for its ID tokens (OIDC Registration §2); RS256 default.
@@ -27,6 +34,9 @@ ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
 # at_hash uses the hash of the signing algorithm (Core §3.1.3.6); Ed25519 signs with
 # SHA-512 (RFC 8032), as other providers do for EdDSA.
 _AT_HASH = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hashlib.sha512}
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_TTL = 120  # seconds: a logout token is delivered at once or not at all
+MAX_HINT_LENGTH = 8192
 
 
 def at_hash(access_token: str, alg: str) -> str:
@@ -41,6 +51,29 @@ class SignIn:
     subject: str
     auth_time: float | None
     sid: str | None
+
+
+@dataclass(frozen=True)
+class IdTokenHint:
+    """What a verified ``id_token_hint`` says: the client, the user and the session."""
+
+    client_id: str
+    subject: str
+    sid: str | None
+
+
+class InvalidIdTokenHint(InvalidRequest):
+    """Raised when an ``id_token_hint`` is not an ID token this server issued."""
+
+    default_description = "The id_token_hint is not a valid ID token issued by this server."
+
+
+def _header_kid(token: str) -> str | None:
+    try:
+        kid = jws.extract_compact(token.encode("ascii")).headers().get("kid")
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
+        return None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else None
 
 
 class IdTokens:
@@ -89,3 +122,50 @@ class IdTokens:
         key = self._keys.current(alg)
         header = {"typ": "JWT", "alg": alg, "kid": key.kid}
         return jwt.encode(header, claims, key, algorithms=[alg])
+
+    def logout_token(self, *, client_id: str, alg: str, subject: str, sid: str) -> str:
+        """A signed logout token (Back-Channel Logout §2.4): ``typ: logout+jwt``, the
+        logout event, ``sub`` and ``sid``, a fresh ``jti``, no ``nonce``."""
+        now = int(self._now())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + LOGOUT_TOKEN_TTL,
+            "jti": str(uuid.uuid4()),
+            "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+            "sub": subject,
+            "sid": sid,
+        }
+        key = self._keys.current(alg)
+        header = {"typ": "logout+jwt", "alg": alg, "kid": key.kid}
+        return jwt.encode(header, claims, key, algorithms=[alg])
+
+    async def verify_hint(self, token: str) -> IdTokenHint:
+        """The client, user and session of an ID token this server signed (expired ones
+        too); a kid not known here first reloads the keys once (rate-limited).
+
+        Error handling: InvalidIdTokenHint for anything else.
+        """
+        if not token or len(token) > MAX_HINT_LENGTH:
+            raise InvalidIdTokenHint()
+        kid = _header_kid(token)
+        if kid is not None and not self._keys.knows(kid):
+            await self._keys.reload_for_unknown(kid)
+        try:
+            decoded = jwt.decode(token, self._keys.keyset, algorithms=list(ID_TOKEN_ALGS))
+        except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
+            raise InvalidIdTokenHint() from None
+        claims = decoded.claims
+        aud, sub, sid = claims.get("aud"), claims.get("sub"), claims.get("sid")
+        if (
+            decoded.header.get("typ") != "JWT"
+            or claims.get("iss") != self.issuer
+            or not isinstance(aud, str)
+            or not aud
+            or not isinstance(sub, str)
+            or not sub
+            or "at_hash" not in claims  # an ID token, not another JWT signed with the keys
+        ):
+            raise InvalidIdTokenHint()
+        return IdTokenHint(aud, sub, sid if isinstance(sid, str) and sid else None)

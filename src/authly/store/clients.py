@@ -27,6 +27,10 @@ class ClientRow:
     created_at: float
     updated_at: float
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 (OIDC Registration §2)
+    # OpenID Connect logout (RP-Initiated Logout §3.1, Back-Channel Logout §2.2).
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def is_confidential(self) -> bool:
@@ -44,6 +48,9 @@ class ClientRow:
             "scopes": list(self.scopes),
             "first_party": self.first_party,
             "id_token_signed_response_alg": self.id_token_signed_response_alg,
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+            "backchannel_logout_session_required": self.backchannel_logout_session_required,
             "created_at": int(self.created_at),
             "updated_at": int(self.updated_at),
         }
@@ -67,6 +74,9 @@ def _row(row: sqlite3.Row | None) -> ClientRow | None:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         id_token_signed_response_alg=row["id_token_signed_response_alg"],
+        post_logout_redirect_uris=tuple(json.loads(row["post_logout_redirect_uris"])),
+        backchannel_logout_uri=row["backchannel_logout_uri"],
+        backchannel_logout_session_required=bool(row["backchannel_logout_session_required"]),
     )
 
 
@@ -89,6 +99,9 @@ def _values(c: ClientRow) -> tuple[Any, ...]:
         json.dumps(list(c.scopes)),
         int(c.first_party),
         c.id_token_signed_response_alg,
+        json.dumps(list(c.post_logout_redirect_uris)),
+        c.backchannel_logout_uri,
+        int(c.backchannel_logout_session_required),
         c.updated_at,
     )
 
@@ -97,8 +110,9 @@ def insert(conn: sqlite3.Connection, client: ClientRow) -> ClientRow:
     try:
         conn.execute(
             "INSERT INTO clients (name, secret_hash, auth_method, redirect_uris, grant_types,"
-            " scopes, first_party, id_token_signed_response_alg, updated_at, client_id,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " scopes, first_party, id_token_signed_response_alg, post_logout_redirect_uris,"
+            " backchannel_logout_uri, backchannel_logout_session_required, updated_at,"
+            " client_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*_values(client), client.client_id, client.created_at),
         )
     except sqlite3.IntegrityError:
@@ -110,7 +124,8 @@ def update(conn: sqlite3.Connection, client: ClientRow) -> ClientRow | None:
     cur = conn.execute(
         "UPDATE clients SET name = ?, secret_hash = ?, auth_method = ?, redirect_uris = ?,"
         " grant_types = ?, scopes = ?, first_party = ?, id_token_signed_response_alg = ?,"
-        " updated_at = ? WHERE client_id = ?",
+        " post_logout_redirect_uris = ?, backchannel_logout_uri = ?,"
+        " backchannel_logout_session_required = ?, updated_at = ? WHERE client_id = ?",
         (*_values(client), client.client_id),
     )
     return client if cur.rowcount == 1 else None

@@ -143,6 +143,16 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE refresh_tokens ADD COLUMN auth_time REAL",
         "ALTER TABLE refresh_tokens ADD COLUMN session_sid TEXT",
     ],
+    # 6: OpenID Connect logout (RP-Initiated and Back-Channel Logout 1.0): where a
+    # client may send the browser after logout, its back-channel endpoint, and the
+    # index that finds a browser session's refresh-token families.
+    [
+        "ALTER TABLE clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT",
+        "ALTER TABLE clients ADD COLUMN backchannel_logout_session_required"
+        " INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX refresh_tokens_session_sid ON refresh_tokens(session_sid)",
+    ],
 ]
 
 

@@ -202,3 +202,30 @@ def revoke_family_of(
 def revoke_family_tx(conn: sqlite3.Connection, family_id: str, now: float) -> list[AccessRef]:
     with write_transaction(conn):
         return revoke_family(conn, family_id, now)
+
+
+@dataclass(frozen=True)
+class SessionFamily:
+    """A refresh-token family started from a browser session (OpenID Connect ``sid``)."""
+
+    family_id: str
+    client_id: str
+    user_id: str
+
+
+def revoke_session(
+    conn: sqlite3.Connection, session_sid: str, now: float
+) -> tuple[list[SessionFamily], list[AccessRef]]:
+    """Revoke every live family whose sign-in was the browser session ``session_sid``
+    (and their access tokens), in one transaction; return those families and refs."""
+    with write_transaction(conn):
+        rows = conn.execute(
+            "SELECT DISTINCT family_id, client_id, user_id FROM refresh_tokens"
+            " WHERE session_sid = ? AND revoked_at IS NULL",
+            (session_sid,),
+        ).fetchall()
+        families = [SessionFamily(r["family_id"], r["client_id"], r["user_id"]) for r in rows]
+        refs: list[AccessRef] = []
+        for family in families:
+            refs.extend(revoke_family(conn, family.family_id, now))
+        return families, refs

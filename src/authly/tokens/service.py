@@ -13,7 +13,7 @@ from authly.backends.protocols import SessionStore
 from authly.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken
 from authly.store import refresh_tokens as refresh_repo
 from authly.store.db import Database
-from authly.store.refresh_tokens import AccessRef, Grant, RotateStatus
+from authly.store.refresh_tokens import AccessRef, Grant, RotateStatus, SessionFamily
 from authly.tokens.access import AccessClaims, AccessTokens
 from authly.tokens.refresh import (
     MAX_REFRESH_TOKEN_LENGTH,
@@ -190,6 +190,15 @@ class TokenService:
     async def revoke_family(self, family_id: str) -> None:
         refs = await self._db.run(refresh_repo.revoke_family_tx, family_id, self._now())
         await self._end_family(family_id, refs)
+
+    async def revoke_session(self, session_sid: str) -> list[SessionFamily]:
+        """Revoke every family signed in through the browser session ``session_sid``
+        (OpenID Connect logout) and end their login sessions; return those families."""
+        families, refs = await self._db.run(refresh_repo.revoke_session, session_sid, self._now())
+        for family in families:
+            await self.sessions.delete(family.family_id)
+        await self.revocations.mark(refs)
+        return families
 
     async def _end_family(self, family_id: str, refs: list[AccessRef]) -> None:
         await self.sessions.delete(family_id)
