@@ -12,13 +12,16 @@ ALL_FEATURES = {"rate_limit": True, "cache": True, "session": True}
 
 
 def redis_settings(tmp_path, url: str, **redis_overrides):
+    """Settings for outage tests: probes every 100 ms, and an op timeout of one second —
+    a paused Redis is still noticed at once, while a loaded machine does not make a
+    healthy Redis look paused (spurious switches would break what the tests check)."""
     base = make_settings(tmp_path)
     redis = base.redis.__class__(
         url=parse_redis_url(url),
         **ALL_FEATURES,
         health_interval_ms=100,
-        op_timeout_ms=200,
-        connect_timeout=1,
+        op_timeout_ms=1_000,
+        connect_timeout=2,
     )
     return base.replace(redis=redis.__class__(**{**redis.__dict__, **redis_overrides}))
 
