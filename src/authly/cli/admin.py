@@ -11,6 +11,7 @@ import trio
 
 from authly.cli.admin_keys import keys
 from authly.cli.admin_remote import COMMANDS
+from authly.cli.admin_scopes import scope
 from authly.cli.admin_users import COMMANDS as USER_COMMANDS
 from authly.cli.common import load_settings, read_credentials
 from authly.config import Settings
@@ -89,4 +90,5 @@ for _command in COMMANDS:
     admin.add_command(_command)
 for _command in USER_COMMANDS:
     user.add_command(_command)
+admin.add_command(scope)
 admin.add_command(keys)
