@@ -18,9 +18,8 @@ import logging
 import time
 
 from quart import Blueprint, Response, request, url_for
-from werkzeug.exceptions import HTTPException
 
-from authly.errors import InvalidGrant, OAuthError, RateLimitExceeded, StoreError
+from authly.errors import InvalidGrant, RateLimitExceeded
 from authly.oauth.authorization import RedirectableError, UnsafeAuthorizationError
 from authly.oauth.consent import Answer, check_user_may_grant, denied, validate_pairs
 from authly.oauth.consent import describe_scopes as describe
@@ -32,6 +31,7 @@ from authly.users.browser_sessions import BrowserSession
 from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 from authly.web import static_files
 from authly.web.context import client_ip, services
+from authly.web.page_errors import register_page_errors
 from authly.web.pages import (
     BINDING_COOKIE,
     BINDING_PATH,
@@ -308,24 +308,4 @@ async def _unsafe(exc: UnsafeAuthorizationError) -> Response:
     return await error_page(exc.description, 400, title="This request cannot be completed")
 
 
-@bp.errorhandler(OAuthError)
-async def _oauth_error(exc: OAuthError) -> Response:
-    return await error_page(exc.description, exc.status_code, headers=exc.headers())
-
-
-@bp.errorhandler(HTTPException)
-async def _http_error(exc: HTTPException) -> Response:
-    code = exc.code or 500
-    return await error_page(exc.description or "The request could not be handled.", code)
-
-
-@bp.errorhandler(StoreError)
-async def _store_error(exc: StoreError) -> Response:
-    log.error("store unavailable: %s", exc)
-    return await error_page("The server is temporarily unavailable. Try again shortly.", 503)
-
-
-@bp.errorhandler(Exception)
-async def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error on an authorization page")
-    return await error_page("The server could not handle the request.", 500)
+register_page_errors(bp, "an authorization page")

@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 
 from quart import Blueprint, Response, request
-from werkzeug.exceptions import HTTPException
 
-from authly.errors import OAuthError, StoreError
 from authly.oidc.logout import LogoutRejected, LogoutRequest
 from authly.services import Services
 from authly.store import users as user_repo
 from authly.users.browser_sessions import BrowserSession
 from authly.web.context import services
+from authly.web.page_errors import register_page_errors
 from authly.web.pages import SESSION_COOKIE, clear_cookie, error_page, page, redirect
 from authly.web.parsing import read_form, read_form_pairs
 
@@ -90,24 +89,4 @@ async def _rejected(exc: LogoutRejected) -> Response:
     return await error_page(exc.description, 400, title="This sign-out request cannot be completed")
 
 
-@bp.errorhandler(OAuthError)
-async def _oauth_error(exc: OAuthError) -> Response:
-    return await error_page(exc.description, exc.status_code, headers=exc.headers())
-
-
-@bp.errorhandler(HTTPException)
-async def _http_error(exc: HTTPException) -> Response:
-    code = exc.code or 500
-    return await error_page(exc.description or "The request could not be handled.", code)
-
-
-@bp.errorhandler(StoreError)
-async def _store_error(exc: StoreError) -> Response:
-    log.error("store unavailable: %s", exc)
-    return await error_page("The server is temporarily unavailable. Try again shortly.", 503)
-
-
-@bp.errorhandler(Exception)
-async def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error on the sign-out pages")
-    return await error_page("The server could not handle the request.", 500)
+register_page_errors(bp, "the sign-out pages")
