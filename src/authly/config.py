@@ -53,6 +53,7 @@ class Settings:
     port: int = _D["port"]
     issuer: str = _D["issuer"]
     database_url: str = _D["database_url"]
+    database_pool_size: int = _D["database_pool_size"]
     admin_username: str = _D["admin_username"]
     admin_password: str | None = field(default=_D["admin_password"], repr=False)
     access_token_ttl: int = _D["access_token_ttl"]

@@ -122,7 +122,15 @@ SETTINGS: tuple[Setting, ...] = (
         "database_url",
         parse_database_url,
         "sqlite:///./data/authly.db",
-        "SQLite file (sqlite:////abs/path.db for an absolute path).",
+        "SQLite file (sqlite:////abs/path.db for an absolute path) or"
+        " postgresql://user:pass@host:port/db (also postgres://, ?sslmode=... passed through).",
+    ),
+    Setting(
+        "AUTHLY_DATABASE_POOL_SIZE",
+        "database_pool_size",
+        int_parser(1, 1000),
+        "10",
+        "PostgreSQL: connections in the pool (and worker threads that use them).",
     ),
     Setting(
         "AUTHLY_ADMIN_USERNAME",
