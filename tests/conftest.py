@@ -12,7 +12,7 @@ from authly.config import Settings
 from authly.factory import create_app
 from authly.services import EXTENSION_KEY, Services
 
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.redis_server", "tests.postgres_server"]
 
 ADMIN_PASSWORD = "admin-pass-123"
 ISSUER = "http://authly.test"
@@ -21,9 +21,9 @@ ISSUER = "http://authly.test"
 FAST_HASH = {"password_hash_time_cost": 1, "password_hash_memory_kib": 64}
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
     base = Settings(
-        database_url=f"sqlite:///{tmp_path / 'authly.db'}",
+        database_url=database_url or f"sqlite:///{tmp_path / 'authly.db'}",
         issuer=ISSUER,
         admin_password=ADMIN_PASSWORD,
         **FAST_HASH,
@@ -32,8 +32,12 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    return lambda **overrides: make_settings(tmp_path, **overrides)
+def settings_factory(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    """Settings on the test's store (``database_url``: SQLite unless the test is marked
+    ``both_stores``, then SQLite and PostgreSQL)."""
+    return lambda **overrides: make_settings(
+        tmp_path, **{"database_url": database_url, **overrides}
+    )
 
 
 @pytest.fixture

@@ -122,7 +122,9 @@ def test_keyword_overrides_win():
         ("AUTHLY_ISSUER", "https://"),
         ("AUTHLY_ISSUER", "https://auth.example.com/?x=1"),
         ("AUTHLY_DATABASE_URL", "postgres://x"),
-        ("AUTHLY_DATABASE_URL", "postgresql://u:p@h/db"),
+        ("AUTHLY_DATABASE_URL", "postgresql://u:p@h"),
+        ("AUTHLY_DATABASE_URL", "postgresql://u:p@h:99999/db"),
+        ("AUTHLY_DATABASE_URL", "postgresql:///db"),
         ("AUTHLY_DATABASE_URL", "mysql://x"),
         ("AUTHLY_DATABASE_URL", "sqlite:///"),
         ("AUTHLY_LOG_LEVEL", "LOUD"),
@@ -424,3 +426,29 @@ def test_settings_repr_hides_the_admin_password():
 def test_trusted_proxies_tolerate_blank_parts():
     settings = Settings.from_env({"AUTHLY_TRUSTED_PROXIES": "10.0.0.0/8, "})
     assert settings.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://authly:s3cret@db.internal:5433/authly",
+        "postgres://authly:s3cret@db/authly?sslmode=verify-full&sslrootcert=/ca.pem",
+        "postgresql://db/authly",
+    ],
+)
+def test_postgresql_urls_are_accepted_as_given_and_shown_masked(url):
+    from authly.store.urls import masked_database_url
+
+    settings = Settings.from_env({"AUTHLY_DATABASE_URL": url, "AUTHLY_DATABASE_POOL_SIZE": "4"})
+    assert settings.database_url == url  # sslmode and other options pass through
+    assert settings.database_pool_size == 4
+    shown = masked_database_url(url)
+    assert "s3cret" not in shown
+    assert shown == url.replace("s3cret", "***")
+
+
+def test_a_bad_postgresql_url_names_the_variable_without_the_password():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"AUTHLY_DATABASE_URL": "postgresql://u:hunter2@h:bad/db"})
+    assert caught.value.variable == "AUTHLY_DATABASE_URL"
+    assert "hunter2" not in str(caught.value)

@@ -17,9 +17,16 @@ from authly.store.users import UsernameTaken
 HASH = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 
 
+pytestmark = pytest.mark.both_stores
+
+
 @pytest.fixture
-def db_path(tmp_path) -> str:
-    return str(tmp_path / "store" / "authly.db")
+def db_path(database_url, tmp_path) -> str:
+    """The store's URL: a file under a directory that does not exist yet (SQLite), or a
+    new database (PostgreSQL)."""
+    if database_url.startswith("sqlite:"):
+        return str(tmp_path / "store" / "authly.db")
+    return database_url
 
 
 async def _create(db, username: str, *, is_admin: bool = False):
@@ -145,7 +152,7 @@ async def test_bootstrap_admin_is_created_only_into_an_empty_store(nursery, db_p
         db.close()
 
 
-async def test_sqlite_errors_become_store_errors(nursery, db_path):
+async def test_driver_errors_become_store_errors(nursery, db_path):
     db = await open_database(nursery, db_path)
     try:
         with pytest.raises(StoreError):
@@ -173,13 +180,20 @@ async def test_opening_an_unusable_path_is_a_store_error(nursery, tmp_path):
 async def test_a_newer_schema_is_refused(nursery, db_path):
     db = await open_database(nursery, db_path)
     db.close()
-    conn = sqlite3.connect(db_path)
-    try:
-        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
-        conn.commit()
-    finally:
-        conn.close()
-    with pytest.raises(StoreError):
+    newer = len(MIGRATIONS) + 5
+    if db_path.startswith("postgresql:"):
+        import psycopg
+
+        with psycopg.connect(db_path, autocommit=True) as pg:
+            pg.execute("UPDATE authly_schema SET version = %s", (newer,))
+    else:
+        conn = sqlite3.connect(db_path)
+        try:
+            conn.execute(f"PRAGMA user_version = {newer}")
+            conn.commit()
+        finally:
+            conn.close()
+    with pytest.raises(StoreError, match="newer than this Authly"):
         await open_database(nursery, db_path)
 
 
@@ -189,6 +203,7 @@ def test_many_openers_of_a_new_file_at_once(tmp_path):
     with their own connections lock exactly as processes do, and start together."""
     import threading
 
+    from authly.store.conn import SqliteConn
     from authly.store.db import connect
     from authly.store.migrations import migrate
 
@@ -200,9 +215,9 @@ def test_many_openers_of_a_new_file_at_once(tmp_path):
         def open_and_migrate(path: str = path, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
-                conn = connect(path)
+                conn = SqliteConn(connect(path))
                 migrate(conn)
-                conn.close()
+                conn.raw.close()
             except sqlite3.Error as exc:
                 errors.append(repr(exc))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from authly.redis.url import RedisUrl, RedisUrlError, parse_redis_url
+from authly.store.urls import check_postgresql_url
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -58,9 +59,12 @@ def parse_issuer(text: str) -> str:
 def parse_database_url(text: str) -> str:
     text = text.strip()
     if text.startswith(("postgresql://", "postgres://")):
-        raise ValueError("PostgreSQL is not supported yet; use sqlite:///path/to/file.db")
+        return check_postgresql_url(text)
     if not text.startswith("sqlite:///") or len(text) <= len("sqlite:///"):
-        raise ValueError("must look like sqlite:///relative/path.db or sqlite:////abs/path.db")
+        raise ValueError(
+            "must look like sqlite:///relative/path.db, sqlite:////abs/path.db"
+            " or postgresql://user:password@host:port/database"
+        )
     return text
 
 

@@ -3,6 +3,7 @@
     AuthlyError
     ├── ConfigError            bad configuration; start-up stops with one line
     ├── StoreError             the embedded/shared store failed or is closed
+    │   └── StoreUnavailable        the shared database cannot be reached (503)
     ├── BackendUnavailable     a Redis-backed call failed or missed its deadline
     └── OAuthError             an error with its RFC 6749 §5.2 wire format
         ├── InvalidRequest          400 invalid_request
@@ -21,7 +22,7 @@
 Errors that only HTTP parsing raises (413, 415, 405, 503) live in ``authly.web.errors``;
 the store's duplicate-key errors (``UsernameTaken``, ``ClientExists``, ``ScopeExists``)
 and ``RedisUrlError`` live beside the code that raises them, all under ``AuthlyError``.
-Foreign errors (sqlite3, redis-py, joserfc) are translated into these once, at the
+Foreign errors (sqlite3, psycopg, redis-py, joserfc) are translated into these once, at the
 module that talks to the foreign library; nothing above sees the foreign types.
 Domain code only raises; ``web/render.py`` turns any OAuthError into a response.
 """
@@ -46,6 +47,10 @@ class ConfigError(AuthlyError):
 
 class StoreError(AuthlyError):
     """Raised when the store cannot run a query (closed, locked too long, broken)."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the database server cannot be reached (connection lost, pool empty)."""
 
 
 class BackendUnavailable(AuthlyError):

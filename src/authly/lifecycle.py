@@ -22,7 +22,7 @@ from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
 from authly.oauth.registry import Registry
-from authly.oidc.backchannel import BackchannelSender
+from authly.oidc.backchannel import BackchannelSender, LogoutNotifier
 from authly.oidc.id_tokens import IdTokens
 from authly.oidc.logout import Logouts
 from authly.services import EXTENSION_KEY, Services
@@ -71,7 +71,10 @@ async def bootstrap_admin(db: Database, hasher: PasswordHasher, settings: Settin
 
 
 async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -> Services:
-    db = await open_database(app.nursery, settings.sqlite_path)
+    db = await open_database(
+        app.nursery, settings.database_url, pool_size=settings.database_pool_size
+    )
+    metrics.watch_store(db)
     # Retired keys stay published while anything they signed can live: access tokens
     # and ID tokens (both AUTHLY_ACCESS_TOKEN_TTL) — tokens/keys.py.
     keys = await SigningKeys.open(db, retention=retention_for(settings.access_token_ttl))
@@ -96,6 +99,9 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
     metadata = MetadataDocument(settings.issuer, db, cache)
     id_tokens = IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl)
     backchannel = BackchannelSender(id_tokens, on_result=metrics.count_backchannel_logout)
+    # Every way a user's sessions end tells their back-channel clients (RP-initiated
+    # logout through Logouts; the rest through Accounts, which cannot import oidc).
+    notifier = LogoutNotifier(db, backchannel)
     browser_sessions = BrowserSessions(sessions, db)
     services = Services(
         settings=settings,
@@ -116,10 +122,12 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         metadata=metadata,
         profiles=profiles,
         jwks=JwksDocument(keys, cache),
-        accounts=Accounts(db, hasher, profiles, tokens, login),
+        accounts=Accounts(
+            db, hasher, profiles, tokens, login, on_sessions_ended=notifier.sessions_ended
+        ),
         id_tokens=id_tokens,
         backchannel=backchannel,
-        logouts=Logouts(db, id_tokens, browser_sessions, tokens, sessions, backchannel),
+        logouts=Logouts(db, id_tokens, browser_sessions, tokens, sessions, notifier),
     )
     services.owned_scopes.append(await app.nursery.start(keys.run_refresh, REFRESH_INTERVAL))
     services.owned_scopes.append(await app.nursery.start(backchannel.run))
@@ -144,7 +152,7 @@ def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
         log.info(
             "Authly serving as %s (store %s; backends: %s)",
             settings.issuer,
-            settings.database_url,
+            services.db.masked_url(),
             ", ".join(f"{slot.feature}={slot.backend_name}" for slot in services.slots()),
         )
 

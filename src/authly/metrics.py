@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from authly.store.db import Database
 from authly.store.purge import KINDS as PURGED_KINDS
 
 FEATURES = ("rate_limit", "cache", "session")
@@ -87,6 +88,22 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.store_query_duration = Histogram(
+            "authly_store_query_duration_seconds",
+            "Store calls (one repository function: a query or one transaction), queueing"
+            " for the store's thread or pool included",
+            ["backend"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+        )
+        self.store_pool_size = Gauge(
+            "authly_store_pool_size", "Connections the store may open (SQLite: 1)", registry=r
+        )
+        self.store_pool_in_use = Gauge(
+            "authly_store_pool_connections_in_use",
+            "Store connections lent to a query right now",
+            registry=r,
+        )
         self.backchannel_logout = Counter(
             "authly_backchannel_logout",
             "Back-channel logout notices by result (delivered, failed, dropped)",
@@ -130,6 +147,12 @@ class Metrics:
 
     def count_lookup(self, hit: bool) -> None:
         (self.cache_hits if hit else self.cache_misses).inc()
+
+    def watch_store(self, db: Database) -> None:
+        """Time every store call of ``db`` and read its pool at each scrape."""
+        db.observe = self.store_query_duration.labels(db.backend).observe
+        self.store_pool_size.set_function(lambda: db.stats()["size"])
+        self.store_pool_in_use.set_function(lambda: db.stats()["in_use"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

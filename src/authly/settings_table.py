@@ -31,6 +31,7 @@ from authly.config_parse import (
     url_host,
 )
 from authly.redis.url import RedisUrl
+from authly.store.urls import masked_database_url
 
 UNSET = "(unset)"
 
@@ -92,6 +93,8 @@ class Setting:
             return str(value).lower()
         if isinstance(value, RedisUrl):
             return value.masked()
+        if isinstance(value, str) and "://" in value:
+            return masked_database_url(value)
         if isinstance(value, tuple):
             return ",".join(str(item) for item in value)
         if isinstance(value, float) and value.is_integer():

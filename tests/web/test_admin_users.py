@@ -150,9 +150,7 @@ async def _introspect(client, token: str) -> dict:
     return await json_of(response)
 
 
-async def test_disable_blocks_login_refresh_and_introspection_then_enable(
-    client, admin, alice_id, svc
-):
+async def test_disable_ends_sessions_and_blocks_login_then_enable(client, admin, alice_id, svc):
     issued = await tokens(client, "openid offline_access")
     access = issued["access_token"]
     assert (await _introspect(client, access))["active"] is True  # now cached
@@ -169,11 +167,15 @@ async def test_disable_blocks_login_refresh_and_introspection_then_enable(
     assert (await client.get(ME, headers=bearer(access))).status_code == 401
     assert (await client.get(USERINFO, headers=bearer(access))).status_code == 401
 
+    # Enabling again lets the user sign in; the sessions that ended stay ended (their
+    # clients were told by back-channel logout: test_oidc_logout_events.py).
     enabled = await json_of(await admin.post(f"{USERS}/alice/enable"))
     assert enabled["is_active"] is True
-    assert (await _introspect(client, access))["active"] is True
-    assert (await client.get(USERINFO, headers=bearer(access))).status_code == 200
     assert (await login(client, "alice", ALICE_PASSWORD)).status_code == 200
+    assert await _introspect(client, access) == {"active": False}
+    assert (await client.get(USERINFO, headers=bearer(access))).status_code == 401
+    response = await refresh(client, issued["refresh_token"], client_id=RP)
+    assert (await error_body(response, 400))["error"] == "invalid_grant"
 
 
 async def test_an_admin_cannot_disable_or_delete_themselves(admin):

@@ -34,14 +34,24 @@ DESIGN_METRICS = {
 # --- /health ------------------------------------------------------------------------------
 
 
-async def test_health_body_is_exactly_the_documented_shape(client):
+@pytest.mark.both_stores
+async def test_health_body_is_exactly_the_documented_shape(client, settings):
     response = await client.get("/health")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
+    in_use = (await response.get_json())["database"]["pool"]["in_use"]
+    assert in_use in (0, 1)  # the health probe's own connection may still be returning
+    url = settings.database_url
+    backend = "postgresql" if url.startswith("postgresql:") else "sqlite"
     assert await response.get_json() == {
         "status": "healthy",
         "version": __version__,
-        "database": {"available": True},
+        "database": {
+            "available": True,
+            "backend": backend,
+            "url": url.replace("authly-test-pw", "***"),
+            "pool": {"size": 10 if backend == "postgresql" else 1, "in_use": in_use},
+        },
         "redis": {
             "available": False,
             "url": None,
@@ -73,7 +83,8 @@ async def test_health_is_503_when_the_store_is_closed(app, client):
     response = await client.get("/health")
     assert response.status_code == 503
     body = await response.get_json()
-    assert body["database"] == {"available": False}
+    assert body["database"]["available"] is False
+    assert body["database"]["backend"] == "sqlite"
     assert body["status"] != "healthy"
     assert body["version"] == __version__
     assert response.headers["Cache-Control"] == "no-store"

@@ -49,7 +49,9 @@ async def _create_user(
     password_hash = await hasher.hash(password)
     created: User | None = None
     async with trio.open_nursery() as nursery:
-        db = await open_database(nursery, settings.sqlite_path)
+        db = await open_database(
+            nursery, settings.database_url, pool_size=settings.database_pool_size
+        )
         try:
             now = time.time()
             created = await db.run(user_repo.create, username, password_hash, email, is_admin, now)

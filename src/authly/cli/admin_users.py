@@ -166,7 +166,7 @@ def user_update(
 @click.argument("user")
 @remote_options
 def user_disable(user: str, url: str, as_json: bool) -> None:
-    """Disable a user: no login, no refresh, their access tokens introspect inactive."""
+    """Disable a user: their sessions end (as with revoke-sessions); no login until enabled."""
     answer = Remote(url).call("POST", _path(user, "/disable"))
     if as_json:
         print_json(answer)

@@ -8,7 +8,6 @@ Confidential clients get a secret of 256 random bits, returned once (create, rot
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,17 +28,18 @@ from authly.oauth.registration import (
 from authly.store import clients as client_repo
 from authly.store import scopes as scope_repo
 from authly.store.clients import ClientExists, ClientRow
-from authly.store.db import Database, write_transaction
+from authly.store.conn import Conn, write_transaction
+from authly.store.db import Database
 from authly.store.scopes import Scope, ScopeExists
 
 # --- transactions (run in the store's thread) -------------------------------------------
 
 
-def _scope_names(conn: sqlite3.Connection) -> frozenset[str]:
+def _scope_names(conn: Conn) -> frozenset[str]:
     return frozenset(s.name for s in scope_repo.list_all(conn))
 
 
-def _get(conn: sqlite3.Connection, client_id: str) -> ClientRow:
+def _get(conn: Conn, client_id: str) -> ClientRow:
     client = client_repo.get(conn, client_id) if len(client_id) <= MAX_CLIENT_ID else None
     if client is None:
         raise NotFound(f"No client with client_id {client_id[:MAX_CLIENT_ID]!r}.")
@@ -47,7 +47,7 @@ def _get(conn: sqlite3.Connection, client_id: str) -> ClientRow:
 
 
 def _create_tx(
-    conn: sqlite3.Connection, body: Mapping[str, Any], client_id: str, secret_hash: str, now: float
+    conn: Conn, body: Mapping[str, Any], client_id: str, secret_hash: str, now: float
 ) -> ClientRow:
     with write_transaction(conn):
         registry = scope_repo.list_all(conn)
@@ -76,9 +76,7 @@ def _create_tx(
             raise Conflict("A client with this client_id exists; try again.") from None
 
 
-def _update_tx(
-    conn: sqlite3.Connection, client_id: str, body: Mapping[str, Any], now: float
-) -> ClientRow:
+def _update_tx(conn: Conn, client_id: str, body: Mapping[str, Any], now: float) -> ClientRow:
     with write_transaction(conn):
         current = _get(conn, client_id)
         values = parse_changes(current, body)
@@ -100,7 +98,7 @@ def _update_tx(
         return row
 
 
-def _rotate_tx(conn: sqlite3.Connection, client_id: str, secret_hash: str, now: float) -> ClientRow:
+def _rotate_tx(conn: Conn, client_id: str, secret_hash: str, now: float) -> ClientRow:
     with write_transaction(conn):
         current = _get(conn, client_id)
         if not current.is_confidential:
@@ -110,13 +108,13 @@ def _rotate_tx(conn: sqlite3.Connection, client_id: str, secret_hash: str, now: 
         return row
 
 
-def _delete_client_tx(conn: sqlite3.Connection, client_id: str) -> None:
+def _delete_client_tx(conn: Conn, client_id: str) -> None:
     with write_transaction(conn):
         _get(conn, client_id)
         client_repo.delete(conn, client_id)
 
 
-def _create_scope_tx(conn: sqlite3.Connection, body: Mapping[str, Any], now: float) -> Scope:
+def _create_scope_tx(conn: Conn, body: Mapping[str, Any], now: float) -> Scope:
     scope = parse_scope(body)
     try:
         with write_transaction(conn):
@@ -125,7 +123,7 @@ def _create_scope_tx(conn: sqlite3.Connection, body: Mapping[str, Any], now: flo
         raise Conflict(f"The scope {scope.name!r} already exists.") from None
 
 
-def _delete_scope_tx(conn: sqlite3.Connection, name: str) -> None:
+def _delete_scope_tx(conn: Conn, name: str) -> None:
     with write_transaction(conn):
         if name not in _scope_names(conn):
             raise NotFound(f"No scope named {name[:MAX_SCOPE_NAME]!r}.")

@@ -1,8 +1,13 @@
 """Back-channel logout deliveries (OpenID Connect Back-Channel Logout 1.0 §2.5, §2.8).
 
-When a browser session ends, every client that had tokens in it and registered a
-``backchannel_logout_uri`` is sent ``logout_token=<JWT>`` by form POST. The request
-that ended the session only *enqueues* notices (``notify`` never waits): a bounded
+When a user's sessions end, whatever the reason (RP-initiated logout, the admin ending
+them, a password change or reset, the user disabled or deleted), every client that had
+a refresh-token family in them and registered a ``backchannel_logout_uri`` is sent
+``logout_token=<JWT>`` by form POST: ``LogoutNotifier`` works out who, one notice per
+client and browser session (``sid``; a family whose browser session is not known gets
+a token with ``sub`` alone, which means all of the user's sessions at that client).
+
+The request that ended the session only *enqueues* notices (``notify`` never waits): a bounded
 memory channel feeds a long-lived sender task in the app's nursery, which owns its
 cancel scope (handed back through ``task_status.started``) and delivers with a few
 workers, so one slow client does not hold up the others.
@@ -18,13 +23,17 @@ notices still queued when the server stops are lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
 import trio
 
 from authly.oidc.id_tokens import IdTokens
+from authly.store import clients as client_repo
+from authly.store.clients import ClientRow
+from authly.store.db import Database
+from authly.users.accounts import EndedSession
 
 log = logging.getLogger("authly.oidc.backchannel")
 
@@ -43,7 +52,7 @@ class LogoutNotice:
     client_id: str
     alg: str
     subject: str
-    sid: str
+    sid: str | None  # None: the token names only the user (all their sessions there)
 
 
 class _Retry(Exception):
@@ -149,3 +158,39 @@ class BackchannelSender:
         """Wait until at least ``count`` notices have been delivered, failed or dropped."""
         while self.settled < count:
             await self._settled_event.wait()
+
+
+class LogoutNotifier:
+    """Which clients to tell that sessions ended, queued on the sender."""
+
+    def __init__(self, db: Database, sender: BackchannelSender) -> None:
+        self._db = db
+        self._sender = sender
+
+    async def sessions_ended(self, subject: str, ended: Iterable[EndedSession]) -> int:
+        """Queue a logout token about ``subject`` for each distinct (client, ``sid``)
+        of ``ended`` whose client registered a ``backchannel_logout_uri``; returns how
+        many were queued. Never waits for a delivery."""
+        clients: dict[str, ClientRow | None] = {}
+        queued = 0
+        for client_id, sid in sorted({(e.client_id, e.sid) for e in ended}, key=_order):
+            if client_id not in clients:
+                clients[client_id] = await self._db.run(client_repo.get, client_id)
+            client = clients[client_id]
+            if client is None or not client.backchannel_logout_uri:
+                continue
+            self._sender.notify(
+                LogoutNotice(
+                    uri=client.backchannel_logout_uri,
+                    client_id=client.client_id,
+                    alg=client.id_token_signed_response_alg,
+                    subject=subject,
+                    sid=sid,
+                )
+            )
+            queued += 1
+        return queued
+
+
+def _order(pair: tuple[str, str | None]) -> tuple[str, str]:
+    return pair[0], pair[1] or ""

@@ -123,9 +123,9 @@ class IdTokens:
         header = {"typ": "JWT", "alg": alg, "kid": key.kid}
         return jwt.encode(header, claims, key, algorithms=[alg])
 
-    def logout_token(self, *, client_id: str, alg: str, subject: str, sid: str) -> str:
+    def logout_token(self, *, client_id: str, alg: str, subject: str, sid: str | None) -> str:
         """A signed logout token (Back-Channel Logout §2.4): ``typ: logout+jwt``, the
-        logout event, ``sub`` and ``sid``, a fresh ``jti``, no ``nonce``."""
+        logout event, ``sub`` and (when known) ``sid``, a fresh ``jti``, no ``nonce``."""
         now = int(self._now())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -135,8 +135,9 @@ class IdTokens:
             "jti": str(uuid.uuid4()),
             "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
             "sub": subject,
-            "sid": sid,
         }
+        if sid:
+            claims["sid"] = sid
         key = self._keys.current(alg)
         header = {"typ": "logout+jwt", "alg": alg, "kid": key.kid}
         return jwt.encode(header, claims, key, algorithms=[alg])

@@ -30,12 +30,13 @@ from urllib.parse import urlencode
 
 from authly.backends.protocols import SessionStore
 from authly.errors import InvalidRequest
-from authly.oidc.backchannel import BackchannelSender, LogoutNotice
+from authly.oidc.backchannel import LogoutNotifier
 from authly.oidc.id_tokens import IdTokenHint, IdTokens, InvalidIdTokenHint
 from authly.store import clients as client_repo
 from authly.store.clients import ClientRow
 from authly.store.db import Database
 from authly.tokens.service import TokenService
+from authly.users.accounts import EndedSession
 from authly.users.browser_sessions import BrowserSession, BrowserSessions
 
 CONFIRM_TTL = 600.0
@@ -123,7 +124,7 @@ class Logouts:
         browser_sessions: BrowserSessions,
         tokens: TokenService,
         store: SessionStore,
-        sender: BackchannelSender,
+        notifier: LogoutNotifier,
         *,
         confirm_ttl: float = CONFIRM_TTL,
     ) -> None:
@@ -132,7 +133,7 @@ class Logouts:
         self._browser_sessions = browser_sessions
         self._tokens = tokens
         self._store = store
-        self._sender = sender
+        self._notifier = notifier
         self._confirm_ttl = confirm_ttl
 
     async def check(self, pairs: Iterable[tuple[str, str]]) -> LogoutRequest:
@@ -206,19 +207,5 @@ class Logouts:
         notice to each of their clients that asked for one. Returns the notices queued."""
         await self._browser_sessions.end(session.id)
         families = await self._tokens.revoke_session(session.sid)
-        queued = 0
-        for client_id in sorted({f.client_id for f in families}):
-            client = await self._db.run(client_repo.get, client_id)
-            if client is None or not client.backchannel_logout_uri:
-                continue
-            self._sender.notify(
-                LogoutNotice(
-                    uri=client.backchannel_logout_uri,
-                    client_id=client.client_id,
-                    alg=client.id_token_signed_response_alg,
-                    subject=session.user_id,
-                    sid=session.sid,
-                )
-            )
-            queued += 1
-        return queued
+        ended = [EndedSession(f.client_id, session.sid) for f in families]
+        return await self._notifier.sessions_ended(session.user_id, ended)

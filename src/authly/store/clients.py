@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from authly.errors import AuthlyError
+from authly.store.conn import Conn, IntegrityError, Row
 
 
 class ClientExists(AuthlyError):
@@ -59,7 +59,7 @@ class ClientRow:
         return replace(self, **changes)
 
 
-def _row(row: sqlite3.Row | None) -> ClientRow | None:
+def _row(row: Row | None) -> ClientRow | None:
     if row is None:
         return None
     return ClientRow(
@@ -80,11 +80,11 @@ def _row(row: sqlite3.Row | None) -> ClientRow | None:
     )
 
 
-def get(conn: sqlite3.Connection, client_id: str) -> ClientRow | None:
+def get(conn: Conn, client_id: str) -> ClientRow | None:
     return _row(conn.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone())
 
 
-def list_all(conn: sqlite3.Connection) -> list[ClientRow]:
+def list_all(conn: Conn) -> list[ClientRow]:
     rows = conn.execute("SELECT * FROM clients ORDER BY created_at, client_id").fetchall()
     return [c for c in (_row(r) for r in rows) if c is not None]
 
@@ -106,7 +106,7 @@ def _values(c: ClientRow) -> tuple[Any, ...]:
     )
 
 
-def insert(conn: sqlite3.Connection, client: ClientRow) -> ClientRow:
+def insert(conn: Conn, client: ClientRow) -> ClientRow:
     try:
         conn.execute(
             "INSERT INTO clients (name, secret_hash, auth_method, redirect_uris, grant_types,"
@@ -115,12 +115,12 @@ def insert(conn: sqlite3.Connection, client: ClientRow) -> ClientRow:
             " client_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*_values(client), client.client_id, client.created_at),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise ClientExists(client.client_id) from None
     return client
 
 
-def update(conn: sqlite3.Connection, client: ClientRow) -> ClientRow | None:
+def update(conn: Conn, client: ClientRow) -> ClientRow | None:
     cur = conn.execute(
         "UPDATE clients SET name = ?, secret_hash = ?, auth_method = ?, redirect_uris = ?,"
         " grant_types = ?, scopes = ?, first_party = ?, id_token_signed_response_alg = ?,"
@@ -131,5 +131,5 @@ def update(conn: sqlite3.Connection, client: ClientRow) -> ClientRow | None:
     return client if cur.rowcount == 1 else None
 
 
-def delete(conn: sqlite3.Connection, client_id: str) -> bool:
+def delete(conn: Conn, client_id: str) -> bool:
     return conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount == 1

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 from dataclasses import dataclass
 
-from authly.store.db import write_transaction
+from authly.store.conn import Conn, write_transaction
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,7 @@ class Redeemed:
     access_expires_at: float | None = None
 
 
-def insert(
-    conn: sqlite3.Connection, code_hash: str, grant: CodeGrant, now: float, expires_at: float
-) -> None:
+def insert(conn: Conn, code_hash: str, grant: CodeGrant, now: float, expires_at: float) -> None:
     conn.execute(
         "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope,"
         " code_challenge, nonce, auth_time, session_sid, claims, created_at, expires_at)"
@@ -83,7 +80,7 @@ def insert(
     )
 
 
-def redeem(conn: sqlite3.Connection, code_hash: str, now: float) -> Redeemed:
+def redeem(conn: Conn, code_hash: str, now: float) -> Redeemed:
     """Mark the code used; report a replay with what its first use issued."""
     with write_transaction(conn):
         row = conn.execute(
@@ -126,7 +123,7 @@ def redeem(conn: sqlite3.Connection, code_hash: str, now: float) -> Redeemed:
 
 
 def record_issue(
-    conn: sqlite3.Connection,
+    conn: Conn,
     code_hash: str,
     family_id: str | None,
     access_jti: str,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from authly.store.conn import Conn
 
 
-def has(conn: sqlite3.Connection, user_id: str, client_id: str, scope: str) -> bool:
+def has(conn: Conn, user_id: str, client_id: str, scope: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM consents WHERE user_id = ? AND client_id = ? AND scope = ?",
         (user_id, client_id, scope),
@@ -13,11 +13,9 @@ def has(conn: sqlite3.Connection, user_id: str, client_id: str, scope: str) -> b
     return row is not None
 
 
-def remember(
-    conn: sqlite3.Connection, user_id: str, client_id: str, scope: str, now: float
-) -> None:
+def remember(conn: Conn, user_id: str, client_id: str, scope: str, now: float) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO consents (user_id, client_id, scope, created_at)"
-        " VALUES (?, ?, ?, ?)",
+        "INSERT INTO consents (user_id, client_id, scope, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (user_id, client_id, scope, now),
     )

@@ -1,4 +1,5 @@
-"""The embedded SQLite database behind one dedicated worker thread.
+"""The store's database: the ``Database`` interface, and the embedded SQLite engine
+behind one dedicated worker thread (the PostgreSQL engine is in store/postgres.py).
 
 Why one thread: sqlite3 connections are not shareable across threads, and a thread per
 query (``trio.to_thread`` each time) costs more than handing work to a thread that is
@@ -19,34 +20,20 @@ import os
 import queue
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import outcome
 import trio
 
 from authly.errors import StoreError
-from authly.store.migrations import migrate
+from authly.store.conn import SqliteConn
+from authly.store.migrations import SchemaTooNew, migrate
 
 T = TypeVar("T")
 log = logging.getLogger("authly.store")
 
 _STOP = object()
-
-
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so read-then-write
-    sequences are atomic across every process sharing the file."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -76,14 +63,41 @@ def _enable_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
             time.sleep(0.05)
 
 
-class Database:
+class Database(Protocol):
+    """A running store: repository functions ``fn(conn, *args)`` run through ``run``."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def backend(self) -> str: ...  # "sqlite" | "postgresql"
+
+    # Told the seconds of every call (metrics); None: not timed.
+    observe: Callable[[float], None] | None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def close(self) -> None: ...
+
+    def stats(self) -> dict[str, int]:
+        """Pool use: ``{"size": connections it may open, "in_use": lent right now}``."""
+        ...
+
+    def masked_url(self) -> str: ...
+
+
+class SqliteDatabase:
     """One SQLite file, one worker thread. Use ``open_database`` to get a running one."""
+
+    backend = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._token: trio.lowlevel.TrioToken | None = None
         self._closed = False
+        self._pending = 0
+        self.observe: Callable[[float], None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in the worker thread and return its result.
@@ -101,13 +115,27 @@ class Database:
             box.append(result)
             done.set()
 
+        start = time.perf_counter()
         self._queue.put((fn, args, token, deliver))
-        await done.wait()
+        self._pending += 1
+        try:
+            await done.wait()
+        finally:
+            self._pending -= 1
+        if self.observe is not None:
+            self.observe(time.perf_counter() - start)
         return box[0].unwrap()
 
     @property
     def is_open(self) -> bool:
         return self._token is not None and not self._closed
+
+    def stats(self) -> dict[str, int]:
+        """SQLite has one connection, in one thread; it is in use while calls wait."""
+        return {"size": 1, "in_use": 1 if self._pending else 0}
+
+    def masked_url(self) -> str:
+        return f"sqlite:///{self.path}"
 
     def close(self) -> None:
         """Ask the worker thread to stop after the queries already queued."""
@@ -148,9 +176,9 @@ class Database:
         self, token: trio.lowlevel.TrioToken, signal_ready: Callable[[BaseException | None], None]
     ) -> None:
         try:
-            conn = connect(self.path)
+            conn = SqliteConn(connect(self.path))
             migrate(conn)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, SchemaTooNew) as exc:
             token.run_sync_soon(signal_ready, exc)
             return
         token.run_sync_soon(signal_ready, None)
@@ -164,7 +192,7 @@ class Database:
                 with contextlib.suppress(trio.RunFinishedError):
                     caller_token.run_sync_soon(deliver, result)
         finally:
-            conn.close()
+            conn.raw.close()
             # Fail anything that raced in after the stop marker.
             while True:
                 try:
@@ -179,7 +207,7 @@ class Database:
                         )
 
 
-def _translated(fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T:
+def _translated(fn: Callable[..., T], conn: SqliteConn, *args: Any) -> T:
     try:
         return fn(conn, *args)
     except sqlite3.Error as exc:
@@ -187,8 +215,15 @@ def _translated(fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T
         raise StoreError(f"store query failed: {exc.__class__.__name__}") from exc
 
 
-async def open_database(nursery: trio.Nursery, path: str) -> Database:
-    """Start a Database's worker in ``nursery`` and return it once migrated."""
-    db = Database(path)
+async def open_database(nursery: trio.Nursery, url: str, *, pool_size: int = 10) -> Database:
+    """Start the database of ``url`` (``sqlite:///path`` or ``postgresql://...``) in
+    ``nursery`` and return it once migrated. Raises StoreError when it cannot be opened."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from authly.store.postgres import PostgresDatabase
+
+        pg = PostgresDatabase(url, pool_size)
+        await nursery.start(pg.serve)
+        return pg
+    db = SqliteDatabase(url.removeprefix("sqlite:///"))
     await nursery.start(db.serve)
     return db

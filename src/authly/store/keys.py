@@ -8,11 +8,10 @@ is still published is decided by tokens/keys.py from ``retired_at`` and the rete
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from authly.store.db import write_transaction
+from authly.store.conn import Conn, write_transaction
 
 # () -> (kid, alg, private_pem)
 Generate = Callable[[], tuple[str, str, str]]
@@ -27,11 +26,11 @@ class SigningKeyRow:
     retired_at: float | None = None
 
 
-def list_all(conn: sqlite3.Connection) -> list[SigningKeyRow]:
+def list_all(conn: Conn) -> list[SigningKeyRow]:
     """Every key, retired or not, newest first."""
     rows = conn.execute(
         "SELECT kid, alg, private_pem, created_at, retired_at FROM signing_keys"
-        " ORDER BY created_at DESC, rowid DESC"
+        " ORDER BY created_at DESC, kid DESC"
     ).fetchall()
     return [
         SigningKeyRow(r["kid"], r["alg"], r["private_pem"], r["created_at"], r["retired_at"])
@@ -39,7 +38,7 @@ def list_all(conn: sqlite3.Connection) -> list[SigningKeyRow]:
     ]
 
 
-def _insert(conn: sqlite3.Connection, generate: Generate, alg: str, now: float) -> None:
+def _insert(conn: Conn, generate: Generate, alg: str, now: float) -> None:
     kid, generated_alg, pem = generate()
     if generated_alg != alg:
         raise ValueError(f"the {alg} generator made a {generated_alg} key")
@@ -50,7 +49,7 @@ def _insert(conn: sqlite3.Connection, generate: Generate, alg: str, now: float) 
 
 
 def ensure_current(
-    conn: sqlite3.Connection, generators: Mapping[str, Generate], now: float
+    conn: Conn, generators: Mapping[str, Generate], now: float
 ) -> list[SigningKeyRow]:
     """Every key (as ``list_all``), after generating a current key for each algorithm
     in ``generators`` that has none.
@@ -66,9 +65,7 @@ def ensure_current(
         return list_all(conn) if missing else rows
 
 
-def rotate(
-    conn: sqlite3.Connection, alg: str, generate: Generate, now: float
-) -> list[SigningKeyRow]:
+def rotate(conn: Conn, alg: str, generate: Generate, now: float) -> list[SigningKeyRow]:
     """Retire the current key(s) of ``alg`` and add a new current one, atomically;
     return every key (as ``list_all``)."""
     with write_transaction(conn):

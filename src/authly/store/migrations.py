@@ -1,13 +1,24 @@
-"""Numbered schema migrations, applied at start under the write lock.
+"""Numbered schema migrations, applied at start, once, whoever starts first.
 
-``PRAGMA user_version`` records the last applied number. Several processes starting on
-one file at once serialise on BEGIN IMMEDIATE, so each migration runs exactly once.
+SQLite: ``PRAGMA user_version`` records the last applied number, and processes starting
+on one file at once serialise on BEGIN IMMEDIATE. PostgreSQL: the table
+``authly_schema`` records it, and instances starting together serialise on an advisory
+lock held while they migrate. Either way each migration runs exactly once.
+
+The statements are written in SQLite's dialect; ``for_postgresql`` maps the few words
+that differ (REAL is 4 bytes in PostgreSQL: timestamps need DOUBLE PRECISION; INTEGER
+becomes BIGINT as SQLite's is 8 bytes; INSERT OR IGNORE becomes ON CONFLICT DO NOTHING).
 Add a migration by appending to MIGRATIONS; never edit one that has shipped.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import re
+
+from authly.store.conn import Conn
+
+# pg_advisory_lock key of the migration lock: any constant no other code uses.
+MIGRATION_LOCK = 0x617574686C79  # "authly"
 
 MIGRATIONS: list[list[str]] = [
     # 1: users, signing keys, refresh tokens
@@ -156,26 +167,77 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+class SchemaTooNew(Exception):
+    """Raised when the store was migrated by a newer Authly than this one."""
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration newer than the file's version; return the new version."""
-    conn.execute("BEGIN IMMEDIATE")
+_WORDS = [
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+]
+
+
+def for_postgresql(statement: str) -> str:
+    """The PostgreSQL text of one migration statement."""
+    for pattern, word in _WORDS:
+        statement = pattern.sub(word, statement)
+    if statement.startswith("INSERT OR IGNORE INTO"):
+        statement = "INSERT INTO" + statement[len("INSERT OR IGNORE INTO") :]
+        statement += " ON CONFLICT DO NOTHING"
+    return statement
+
+
+def schema_version(conn: Conn) -> int:
+    if conn.dialect == "sqlite":
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    row = conn.execute("SELECT version FROM authly_schema").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _check(version: int) -> None:
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(
+            f"database schema version {version} is newer than this Authly "
+            f"({len(MIGRATIONS)}); upgrade Authly"
+        )
+
+
+def migrate(conn: Conn) -> int:
+    """Apply every migration newer than the store's version; return the new version."""
+    if conn.dialect == "postgresql":
+        return _migrate_postgresql(conn)
+    conn.begin_write()
     try:
         version = schema_version(conn)
-        if version > len(MIGRATIONS):
-            raise sqlite3.DatabaseError(
-                f"database schema version {version} is newer than this Authly "
-                f"({len(MIGRATIONS)}); upgrade Authly"
-            )
+        _check(version)
         for number in range(version + 1, len(MIGRATIONS) + 1):
             for statement in MIGRATIONS[number - 1]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.rollback()
         raise
-    conn.execute("COMMIT")
+    conn.commit()
+    return len(MIGRATIONS)
+
+
+def _migrate_postgresql(conn: Conn) -> int:
+    conn.execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK,))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS authly_schema (version BIGINT NOT NULL)")
+        version = schema_version(conn)
+        _check(version)
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            conn.begin_write()
+            try:
+                for statement in MIGRATIONS[number - 1]:
+                    conn.execute(for_postgresql(statement))
+                conn.execute("DELETE FROM authly_schema")
+                conn.execute("INSERT INTO authly_schema (version) VALUES (?)", (number,))
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK,))
     return len(MIGRATIONS)

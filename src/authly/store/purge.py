@@ -17,15 +17,14 @@ What goes, per kind:
 
 from __future__ import annotations
 
-import sqlite3
-
-from authly.store.db import write_transaction
+from authly.store.conn import Conn, write_transaction
 
 KINDS = ("authorization_codes", "refresh_tokens", "revoked_tokens")
 
 _DELETE = {
     "authorization_codes": (
-        "DELETE FROM authorization_codes WHERE rowid IN (SELECT rowid FROM authorization_codes"
+        "DELETE FROM authorization_codes WHERE code_hash IN (SELECT code_hash"
+        " FROM authorization_codes"
         " WHERE expires_at < :now AND COALESCE(access_expires_at, 0) < :now LIMIT :batch)"
     ),
     "refresh_tokens": (
@@ -33,13 +32,13 @@ _DELETE = {
         " GROUP BY family_id HAVING MAX(expires_at) < :now LIMIT :batch)"
     ),
     "revoked_tokens": (
-        "DELETE FROM revoked_tokens WHERE rowid IN (SELECT rowid FROM revoked_tokens"
+        "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens"
         " WHERE expires_at < :now LIMIT :batch)"
     ),
 }
 
 
-def purge_batch(conn: sqlite3.Connection, kind: str, now: float, batch: int) -> int:
+def purge_batch(conn: Conn, kind: str, now: float, batch: int) -> int:
     """Delete up to ``batch`` expired rows (families, for refresh tokens) of ``kind``;
     return the number of rows deleted."""
     with write_transaction(conn):

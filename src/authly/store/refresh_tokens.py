@@ -9,10 +9,9 @@ revocation list until they would have expired anyway).
 from __future__ import annotations
 
 import enum
-import sqlite3
 from dataclasses import dataclass, replace
 
-from authly.store.db import write_transaction
+from authly.store.conn import Conn, Row, write_transaction
 
 
 class RotateStatus(enum.Enum):
@@ -64,7 +63,7 @@ class RefreshInfo:
 
 
 def insert(
-    conn: sqlite3.Connection,
+    conn: Conn,
     token_hash: str,
     grant: Grant,
     now: float,
@@ -91,7 +90,7 @@ def insert(
     )
 
 
-def revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> list[AccessRef]:
+def revoke_family(conn: Conn, family_id: str, now: float) -> list[AccessRef]:
     """Revoke every refresh token of the family and the access tokens issued with them;
     return those access tokens (still unexpired) so caches can be told."""
     rows = conn.execute(
@@ -101,7 +100,7 @@ def revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> list[
     ).fetchall()
     refs = [AccessRef(r["access_jti"], r["access_expires_at"]) for r in rows]
     conn.executemany(
-        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(r.jti, r.expires_at) for r in refs],
     )
     conn.execute(
@@ -111,7 +110,7 @@ def revoke_family(conn: sqlite3.Connection, family_id: str, now: float) -> list[
     return refs
 
 
-def _grant(row: sqlite3.Row) -> Grant:
+def _grant(row: Row) -> Grant:
     return Grant(
         row["user_id"],
         row["client_id"],
@@ -122,7 +121,7 @@ def _grant(row: sqlite3.Row) -> Grant:
     )
 
 
-def lookup(conn: sqlite3.Connection, token_hash: str, now: float) -> RefreshInfo | None:
+def lookup(conn: Conn, token_hash: str, now: float) -> RefreshInfo | None:
     row = conn.execute(
         "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
     ).fetchone()
@@ -134,7 +133,7 @@ def lookup(conn: sqlite3.Connection, token_hash: str, now: float) -> RefreshInfo
 
 
 def rotate(
-    conn: sqlite3.Connection,
+    conn: Conn,
     old_hash: str,
     new_hash: str,
     client_id: str | None,
@@ -185,7 +184,7 @@ def rotate(
 
 
 def revoke_family_of(
-    conn: sqlite3.Connection, token_hash: str, now: float, client_id: str | None = None
+    conn: Conn, token_hash: str, now: float, client_id: str | None = None
 ) -> tuple[str, list[AccessRef]] | None:
     """Revoke the family of the given token; None if the token is unknown (or, with
     ``client_id``, belongs to another client: RFC 7009 §2.1)."""
@@ -199,7 +198,7 @@ def revoke_family_of(
         return str(row["family_id"]), revoke_family(conn, row["family_id"], now)
 
 
-def revoke_family_tx(conn: sqlite3.Connection, family_id: str, now: float) -> list[AccessRef]:
+def revoke_family_tx(conn: Conn, family_id: str, now: float) -> list[AccessRef]:
     with write_transaction(conn):
         return revoke_family(conn, family_id, now)
 
@@ -214,7 +213,7 @@ class SessionFamily:
 
 
 def revoke_session(
-    conn: sqlite3.Connection, session_sid: str, now: float
+    conn: Conn, session_sid: str, now: float
 ) -> tuple[list[SessionFamily], list[AccessRef]]:
     """Revoke every live family whose sign-in was the browser session ``session_sid``
     (and their access tokens), in one transaction; return those families and refs."""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+from authly.store.conn import Conn
 
-def add(conn: sqlite3.Connection, entries: Iterable[tuple[str, float]]) -> None:
+
+def add(conn: Conn, entries: Iterable[tuple[str, float]]) -> None:
     conn.executemany(
-        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", list(entries)
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        list(entries),
     )
 
 
-def is_revoked(conn: sqlite3.Connection, jti: str) -> bool:
+def is_revoked(conn: Conn, jti: str) -> bool:
     return conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from authly.errors import AuthlyError
+from authly.store.conn import Conn, IntegrityError
 
 
 class ScopeExists(AuthlyError):
@@ -23,21 +23,21 @@ class Scope:
         return {"name": self.name, "description": self.description, "default": self.is_default}
 
 
-def list_all(conn: sqlite3.Connection) -> list[Scope]:
+def list_all(conn: Conn) -> list[Scope]:
     rows = conn.execute("SELECT name, description, is_default FROM scopes ORDER BY name")
     return [Scope(r["name"], r["description"], bool(r["is_default"])) for r in rows]
 
 
-def insert(conn: sqlite3.Connection, scope: Scope, now: float) -> Scope:
+def insert(conn: Conn, scope: Scope, now: float) -> Scope:
     try:
         conn.execute(
             "INSERT INTO scopes (name, description, is_default, created_at) VALUES (?, ?, ?, ?)",
             (scope.name, scope.description, int(scope.is_default), now),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise ScopeExists(scope.name) from None
     return scope
 
 
-def delete(conn: sqlite3.Connection, name: str) -> bool:
+def delete(conn: Conn, name: str) -> bool:
     return conn.execute("DELETE FROM scopes WHERE name = ?", (name,)).rowcount == 1

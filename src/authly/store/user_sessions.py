@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from authly.store.conn import Conn
 
 
 @dataclass(frozen=True)
@@ -16,16 +17,19 @@ class Family:
     created_at: float
     last_rotated_at: float | None
     expires_at: float
+    # The browser session it was signed in through (OpenID Connect sid); None if none.
+    session_sid: str | None = None
 
 
-def live_families(conn: sqlite3.Connection, user_id: str, now: float) -> list[Family]:
+def live_families(conn: Conn, user_id: str, now: float) -> list[Family]:
     """The user's families that still hold a usable token, oldest first."""
     rows = conn.execute(
         "SELECT family_id, MIN(client_id) AS client_id, MIN(scope) AS scope,"
         " MIN(created_at) AS created_at, MAX(rotated_at) AS last_rotated_at,"
-        " MAX(expires_at) AS expires_at FROM refresh_tokens WHERE user_id = ?"
-        " GROUP BY family_id HAVING SUM(revoked_at IS NULL AND rotated_at IS NULL"
-        " AND expires_at > ?) > 0 ORDER BY created_at, family_id",
+        " MAX(expires_at) AS expires_at, MIN(session_sid) AS session_sid"
+        " FROM refresh_tokens WHERE user_id = ?"
+        " GROUP BY family_id HAVING SUM(CASE WHEN revoked_at IS NULL AND rotated_at IS NULL"
+        " AND expires_at > ? THEN 1 ELSE 0 END) > 0 ORDER BY MIN(created_at), family_id",
         (user_id, now),
     ).fetchall()
     return [
@@ -36,6 +40,7 @@ def live_families(conn: sqlite3.Connection, user_id: str, now: float) -> list[Fa
             created_at=row["created_at"],
             last_rotated_at=row["last_rotated_at"],
             expires_at=row["expires_at"],
+            session_sid=row["session_sid"],
         )
         for row in rows
     ]

@@ -8,7 +8,6 @@ already typed (booleans, the address as an object); unset fields are absent from
 from __future__ import annotations
 
 import json
-import sqlite3
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authly.errors import AuthlyError
-from authly.store.db import write_transaction
+from authly.store.conn import Conn, IntegrityError, Row, write_transaction
 
 
 class UsernameTaken(AuthlyError):
@@ -73,7 +72,7 @@ def username_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).casefold()
 
 
-def _attributes(row: sqlite3.Row) -> dict[str, Any]:
+def _attributes(row: Row) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if row["email"] is not None:
         found["email"] = row["email"]
@@ -87,7 +86,7 @@ def _attributes(row: sqlite3.Row) -> dict[str, Any]:
     return found
 
 
-def _row(row: sqlite3.Row | None) -> User | None:
+def _row(row: Row | None) -> User | None:
     if row is None:
         return None
     return User(
@@ -104,21 +103,21 @@ def _row(row: sqlite3.Row | None) -> User | None:
     )
 
 
-def get_by_username(conn: sqlite3.Connection, username: str) -> User | None:
+def get_by_username(conn: Conn, username: str) -> User | None:
     cur = conn.execute("SELECT * FROM users WHERE username_key = ?", (username_key(username),))
     return _row(cur.fetchone())
 
 
-def get_by_id(conn: sqlite3.Connection, user_id: str) -> User | None:
+def get_by_id(conn: Conn, user_id: str) -> User | None:
     return _row(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
 
 
-def count(conn: sqlite3.Connection) -> int:
+def count(conn: Conn) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
 
 def create(
-    conn: sqlite3.Connection,
+    conn: Conn,
     username: str,
     password_hash: str,
     email: str | None,
@@ -142,16 +141,14 @@ def create(
                 now,
             ),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise UsernameTaken(username) from None
     user = get_by_id(conn, user_id)
     assert user is not None
     return user
 
 
-def create_if_none(
-    conn: sqlite3.Connection, username: str, password_hash: str, now: float
-) -> User | None:
+def create_if_none(conn: Conn, username: str, password_hash: str, now: float) -> User | None:
     """Bootstrap: create an admin only if the table is empty (atomic across processes)."""
     with write_transaction(conn):
         if count(conn) > 0:
@@ -159,9 +156,7 @@ def create_if_none(
         return create(conn, username, password_hash, None, True, now)
 
 
-def update_password_hash(
-    conn: sqlite3.Connection, user_id: str, password_hash: str, now: float
-) -> None:
+def update_password_hash(conn: Conn, user_id: str, password_hash: str, now: float) -> None:
     conn.execute(
         "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
         (password_hash, now, user_id),
@@ -169,7 +164,7 @@ def update_password_hash(
 
 
 def update_attributes(
-    conn: sqlite3.Connection, user_id: str, changes: Mapping[str, Any], now: float
+    conn: Conn, user_id: str, changes: Mapping[str, Any], now: float
 ) -> User | None:
     """Set profile columns (names from ATTRIBUTE_COLUMNS; None clears one); the user
     afterwards, or None if there is no such user."""
@@ -191,7 +186,7 @@ def update_attributes(
     return get_by_id(conn, user_id)
 
 
-def set_active(conn: sqlite3.Connection, user_id: str, active: bool, now: float) -> User | None:
+def set_active(conn: Conn, user_id: str, active: bool, now: float) -> User | None:
     conn.execute(
         "UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?",
         (int(active), now, user_id),
@@ -199,12 +194,12 @@ def set_active(conn: sqlite3.Connection, user_id: str, active: bool, now: float)
     return get_by_id(conn, user_id)
 
 
-def void_sessions(conn: sqlite3.Connection, user_id: str, now: float) -> None:
+def void_sessions(conn: Conn, user_id: str, now: float) -> None:
     """Browser and admin sessions of the user started before ``now`` stop working."""
     conn.execute("UPDATE users SET sessions_valid_after = ? WHERE id = ?", (now, user_id))
 
 
-def delete(conn: sqlite3.Connection, user_id: str) -> bool:
+def delete(conn: Conn, user_id: str) -> bool:
     """Remove the user; refresh tokens, codes and consents go with it (ON DELETE CASCADE)."""
     return conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount > 0
 
@@ -214,18 +209,16 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search(
-    conn: sqlite3.Connection, text: str | None, limit: int, offset: int
-) -> tuple[list[User], int]:
+def search(conn: Conn, text: str | None, limit: int, offset: int) -> tuple[list[User], int]:
     """One page of users (oldest first) whose username, email or name contains ``text``
     (case-insensitively for ASCII), and how many match in all."""
     where = ""
     params: tuple[str, ...] = ()
     if text:
-        pattern = _like(text)
+        pattern = _like(text.lower())
         where = (
-            " WHERE username LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'"
-            " OR name LIKE ? ESCAPE '\\'"
+            " WHERE LOWER(username) LIKE ? ESCAPE '\\' OR LOWER(email) LIKE ? ESCAPE '\\'"
+            " OR LOWER(name) LIKE ? ESCAPE '\\'"
         )
         params = (pattern, pattern, pattern)
     total = int(conn.execute(f"SELECT COUNT(*) FROM users{where}", params).fetchone()[0])  # noqa: S608

@@ -1,17 +1,19 @@
 """Managing user accounts: what the admin API's user endpoints and the self-service
 password change do, over the store, the token service and the profile cache.
 
-Every change invalidates the user's cached profile. Ending a user's sessions revokes
-their live refresh-token families (with the access tokens issued from them) and voids
-the browser and admin sessions they started before that moment
-(``users.sessions_valid_after``).
+Every change invalidates the user's cached profile. Ending a user's sessions (admin
+revoke-sessions, password change or reset, disable, delete) revokes their live
+refresh-token families (with the access tokens issued from them), voids the browser
+and admin sessions they started before that moment (``users.sessions_valid_after``),
+and reports the families ended to ``on_sessions_ended`` (wired from above to
+back-channel logout: oidc/backchannel.py, as this layer cannot import it).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,19 @@ class Page:
         return following if following < self.total else None
 
 
+@dataclass(frozen=True)
+class EndedSession:
+    """A login session (refresh-token family) that ended: its client, and the browser
+    session it was signed in through (the ``sid`` of its ID tokens; None if unknown)."""
+
+    client_id: str
+    sid: str | None
+
+
+# Told (user id, sessions ended) after they ended; what it raises is logged, not raised.
+SessionsEnded = Callable[[str, Sequence[EndedSession]], Awaitable[object]]
+
+
 def check_new_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidRequest(f"The new password must have at least {MIN_PASSWORD} characters.")
@@ -81,6 +96,7 @@ class Accounts:
         tokens: TokenService,
         login: LoginService,
         *,
+        on_sessions_ended: SessionsEnded | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
@@ -88,6 +104,7 @@ class Accounts:
         self._profiles = profiles
         self._tokens = tokens
         self._login = login
+        self._on_sessions_ended = on_sessions_ended
         self._now = now
 
     async def find(self, ref: str) -> User:
@@ -124,8 +141,9 @@ class Accounts:
         return updated
 
     async def set_active(self, ref: str, active: bool, *, actor_id: str) -> User:
-        """Enable or disable; a disabled user cannot log in, refresh or use a token.
-        Administrators cannot disable themselves (Conflict)."""
+        """Enable or disable (the flag alone: see ``disable``); a disabled user cannot
+        log in, refresh or use a token. Administrators cannot disable themselves
+        (Conflict)."""
         user = await self.find(ref)
         if not active and user.id == actor_id:
             raise Conflict("You cannot disable your own account.")
@@ -134,6 +152,12 @@ class Accounts:
         if updated is None:
             raise NotFound("No such user.")
         return updated
+
+    async def disable(self, ref: str, *, actor_id: str) -> tuple[User, int]:
+        """Disable the user and end their sessions: enabling them again later does not
+        bring back their tokens. Returns (user, families revoked)."""
+        user = await self.set_active(ref, False, actor_id=actor_id)
+        return user, await self.end_sessions(user.id)
 
     async def delete(self, ref: str, *, actor_id: str) -> User:
         """Remove the user and end their sessions; their tokens stop working."""
@@ -182,17 +206,29 @@ class Accounts:
 
     async def end_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         """Revoke the user's live families except ``keep``; void browser and admin
-        sessions started until now. Returns how many families were revoked."""
+        sessions started until now; report the families ended to ``on_sessions_ended``.
+        Returns how many families were revoked."""
         now = self._now()
         await self._db.run(user_repo.void_sessions, user_id, now)
         families = await self._db.run(session_repo.live_families, user_id, now)
-        revoked = 0
+        ended: list[EndedSession] = []
         for family in families:
-            if family.family_id != keep:
-                await self._tokens.revoke_family(family.family_id)
-                revoked += 1
+            if family.family_id == keep:
+                continue
+            await self._tokens.revoke_family(family.family_id)
+            ended.append(EndedSession(family.client_id, family.session_sid))
         await self._profiles.invalidate(user_id)
-        return revoked
+        await self._report_ended(user_id, ended)
+        return len(ended)
+
+    async def _report_ended(self, user_id: str, ended: list[EndedSession]) -> None:
+        if not ended or self._on_sessions_ended is None:
+            return
+        try:
+            await self._on_sessions_ended(user_id, ended)
+        except Exception:
+            # The sessions have ended; failing to tell the clients must not undo that.
+            log.exception("could not report the ended sessions of user %s", user_id)
 
     async def change_password(
         self, user_id: str, current: str, new: str, *, client_ip: str, keep_session: str | None

@@ -76,8 +76,8 @@ async def update_user(ref: str) -> Response:
 
 @bp.post("/<ref>/disable")
 async def disable_user(ref: str) -> Response:
-    user = await _accounts().set_active(ref, False, actor_id=_actor().user.id)
-    _audit("disabled user", user.id)
+    user, revoked = await _accounts().disable(ref, actor_id=_actor().user.id)
+    _audit(f"disabled ({revoked} session(s) revoked) user", user.id)
     return json_response(admin_view(user), headers=NO_STORE)
 
 

@@ -74,7 +74,12 @@ async def health() -> Response:
     body = {
         "status": status,
         "version": __version__,
-        "database": {"available": db_ok},
+        "database": {
+            "available": db_ok,
+            "backend": s.db.backend,
+            "url": s.db.masked_url(),
+            "pool": s.db.stats(),
+        },
         "redis": {
             "available": supervisor.available if supervisor else False,
             "url": redis.url.masked() if redis.url else None,
