@@ -3,6 +3,8 @@ token in the header or a POST form (RFC 6750 §2.1, §2.2), RFC 6750 errors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import services_of
@@ -160,12 +162,32 @@ async def test_claims_requested_through_the_session_record(app, client, alice_id
     session = await client.get("/api/v1/auth/session", headers=bearer(access))
     sid = (await json_of(session))["session_id"]
     record = await s.tokens.session(sid)
+    assert await _get(client, access) == {"sub": alice_id}  # its encoding now remembered
     await s.sessions.set(sid, {**record, "claims_userinfo": "email picture acr"}, 600)
     assert await _get(client, access) == {
         "sub": alice_id,
         "email": "alice@example.com",
         "picture": "https://images.example/alice.png",
     }
+
+
+async def test_answers_are_compact_json_per_scope_of_each_token(client, alice_id):
+    """The same profile under two tokens of different scopes: each gets its own claims,
+    byte for byte what the encoder writes (compact, ASCII, a final newline), every time."""
+    narrow = (await tokens(client, "openid email"))["access_token"]
+    wide = (await tokens(client, "openid email phone"))["access_token"]
+    expected = {"sub": alice_id, "email": "alice@example.com", "email_verified": True}
+    for _ in range(2):
+        response = await client.get(USERINFO, headers=bearer(narrow))
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["Pragma"] == "no-cache"
+        assert (
+            await response.get_data()
+            == json.dumps(expected, separators=(",", ":")).encode() + b"\n"
+        )
+        body = await json_of(await client.get(USERINFO, headers=bearer(wide)))
+        phone = {"phone_number": "+44 1865 270000", "phone_number_verified": False}
+        assert body == {**expected, **phone}
 
 
 async def _get(client, access: str) -> dict:

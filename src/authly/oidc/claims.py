@@ -77,12 +77,22 @@ def scope_claims(scopes: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
 
+def wanted_claims(scopes: Iterable[str], requested: Iterable[str] = ()) -> frozenset[str]:
+    """The claim names to release: ``sub``, those of the scopes, and the individually
+    ``requested`` standard claims (unknown names dropped)."""
+    return scope_claims(scopes) | (frozenset(requested) & STANDARD_CLAIMS)
+
+
 def release(
     user_claims: Mapping[str, Any], scopes: Iterable[str], requested: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The claims to hand out: ``sub``, those of the scopes, and the individually
     ``requested`` standard claims, each only if the user has it (non-null)."""
-    wanted = scope_claims(scopes) | (frozenset(requested) & STANDARD_CLAIMS)
+    return release_wanted(user_claims, wanted_claims(scopes, requested))
+
+
+def release_wanted(user_claims: Mapping[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
+    """``release`` for claim names already worked out by ``wanted_claims``."""
     released: dict[str, Any] = {"sub": user_claims["sub"]}
     for name in CLAIM_ORDER[1:]:
         value = user_claims.get(name)

@@ -6,14 +6,21 @@ with the ``claims`` parameter (§5.5): the authorization step stores their names
 space-separated, as ``claims_userinfo`` in the login session record that the token's
 ``sid`` names. Absent claims are omitted. A disabled or deleted user's token is
 ``invalid_token``.
+
+Every request verifies the token and asks the revocation list, the profile cache and
+the session record again; only the encoding of an answer is remembered, on the decoded
+profile record it came from (users/profiles.py), keyed by what else it depends on (the
+token's scopes and the requested claim names).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from authly.errors import InsufficientScope, InvalidToken
-from authly.oidc.claims import release
+from authly.oidc.claims import release_wanted, wanted_claims
 from authly.tokens.service import TokenService
 from authly.users.profiles import UserProfiles
 
@@ -21,8 +28,9 @@ OPENID_SCOPE = "openid"
 CLAIMS_USERINFO = "claims_userinfo"  # the session record's field
 
 
-async def userinfo(tokens: TokenService, profiles: UserProfiles, token: str) -> dict[str, Any]:
-    """The claims to return for ``token``.
+async def userinfo_json(tokens: TokenService, profiles: UserProfiles, token: str) -> bytes:
+    """The claims to return for ``token``, as a compact JSON document (UTF-8, ASCII-safe,
+    ending with a newline, as Quart's ``jsonify`` writes it).
 
     Error handling: InvalidToken for a bad, expired or revoked token or a disabled or
     unknown user; InsufficientScope when the token lacks ``openid``.
@@ -30,12 +38,18 @@ async def userinfo(tokens: TokenService, profiles: UserProfiles, token: str) -> 
     claims = await tokens.verify_access(token)
     if OPENID_SCOPE not in claims.scope:
         raise InsufficientScope(OPENID_SCOPE, "The access token lacks the openid scope.")
-    user_claims = await profiles.claims(claims.subject)
-    if user_claims is None:
+    entry = await profiles.entry(claims.subject)
+    if entry is None:
         raise InvalidToken("The account behind this token no longer exists or is disabled.")
-    requested: list[str] = []
+    requested = ""
     if claims.session_id is not None:
         record = await tokens.session(claims.session_id)
         if record is not None and record.get("user_id") == claims.subject:
-            requested = record.get(CLAIMS_USERINFO, "").split()
-    return release(user_claims, claims.scope, requested)
+            requested = record.get(CLAIMS_USERINFO, "")
+    scope = claims.scope
+
+    def encode(user_claims: Mapping[str, Any]) -> bytes:
+        released = release_wanted(user_claims, wanted_claims(scope, requested.split()))
+        return json.dumps(released, separators=(",", ":")).encode("ascii") + b"\n"
+
+    return entry.encoded((scope, requested), encode)

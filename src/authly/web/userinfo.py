@@ -8,15 +8,17 @@ Errors carry ``WWW-Authenticate`` (§3.1); answers are never cached.
 from __future__ import annotations
 
 from quart import Response, request
+from werkzeug.datastructures import Headers
 
 from authly.errors import InvalidToken
-from authly.oidc.userinfo import userinfo as userinfo_claims
+from authly.oidc.userinfo import userinfo_json
 from authly.web.context import bearer_token, services
 from authly.web.errors import InvalidBearerRequest
 from authly.web.parsing import read_form
-from authly.web.render import NO_STORE, json_response
+from authly.web.render import NO_STORE
 
 FORM = "application/x-www-form-urlencoded"
+HEADERS = (("Content-Type", "application/json"), *NO_STORE.items())
 
 
 async def _access_token() -> str:
@@ -34,5 +36,6 @@ async def _access_token() -> str:
 
 async def userinfo() -> Response:
     s = services()
-    body = await userinfo_claims(s.tokens, s.profiles, await _access_token())
-    return json_response(body, headers=NO_STORE)
+    body = await userinfo_json(s.tokens, s.profiles, await _access_token())
+    # The document is already encoded (oidc/userinfo.py): no jsonify round.
+    return Response(body, status=200, headers=Headers(HEADERS))
