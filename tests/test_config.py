@@ -452,3 +452,11 @@ def test_a_bad_postgresql_url_names_the_variable_without_the_password():
         Settings.from_env({"AUTHLY_DATABASE_URL": "postgresql://u:hunter2@h:bad/db"})
     assert caught.value.variable == "AUTHLY_DATABASE_URL"
     assert "hunter2" not in str(caught.value)
+
+
+def test_the_issuer_is_marked_configured_only_when_set():
+    assert Settings.from_env({}).issuer_configured is False
+    assert Settings.from_env({"AUTHLY_ISSUER": "  "}).issuer_configured is False
+    assert Settings.from_env({"AUTHLY_ISSUER": "https://a.example"}).issuer_configured is True
+    assert Settings.from_env({}, issuer="https://b.example").issuer_configured is True
+    assert Settings().issuer_configured is True  # built in code: what it says is meant

@@ -75,6 +75,10 @@ class Settings:
     pending_requests_max: int = _D["pending_requests_max"]
     purge_interval: int = _D["purge_interval"]
     redis: RedisSettings = field(default_factory=RedisSettings)
+    # False when AUTHLY_ISSUER was not set and ``issuer`` is this instance's own default:
+    # the store's recorded issuer then wins (one issuer per deployment: lifecycle.py).
+    # Derived from the environment (not a variable of its own), and not part of equality.
+    issuer_configured: bool = field(default=True, compare=False, metadata={"derived": True})
 
     @property
     def sqlite_path(self) -> str:
@@ -106,7 +110,10 @@ class Settings:
                     raise ConfigError(setting.name, str(exc)) from None
         redis = {k[len(_REDIS) :]: v for k, v in values.items() if k.startswith(_REDIS)}
         top = {k: v for k, v in values.items() if not k.startswith(_REDIS)}
-        return cls(**top, redis=RedisSettings(**redis))
+        configured = overrides.get("issuer") is not None or bool(
+            environ.get("AUTHLY_ISSUER", "").strip()
+        )
+        return cls(**top, redis=RedisSettings(**redis), issuer_configured=configured)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -14,6 +14,7 @@ from quart_trio import QuartTrio
 
 from authly.config import Settings
 from authly.core.backend_factory import serve_app_backends, stop_serving_app_backends
+from authly.core.heartbeat import StoreHeartbeat
 from authly.core.redis_runtime import make_slots, start_redis
 from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
@@ -26,6 +27,7 @@ from authly.oidc.backchannel import BackchannelSender, LogoutNotifier
 from authly.oidc.id_tokens import IdTokens
 from authly.oidc.logout import Logouts
 from authly.services import EXTENSION_KEY, Services
+from authly.store import deployment as deployment_repo
 from authly.store import users as user_repo
 from authly.store.db import Database, open_database
 from authly.tokens.access import AccessTokens
@@ -70,17 +72,43 @@ async def bootstrap_admin(db: Database, hasher: PasswordHasher, settings: Settin
         log.info("bootstrap admin user %r created", created.username)
 
 
+async def deployment_issuer(db: Database, settings: Settings) -> Settings:
+    """One issuer per deployment: without AUTHLY_ISSUER, the first instance on a store
+    records its issuer there and every later instance uses it (tokens from one instance
+    are then accepted by the others). A configured AUTHLY_ISSUER always wins."""
+    if settings.issuer_configured:
+        return settings
+    recorded = await db.run(
+        deployment_repo.claim, deployment_repo.ISSUER, settings.issuer, time.time()
+    )
+    if recorded == settings.issuer:
+        log.info(
+            "AUTHLY_ISSUER is unset: recorded this instance's issuer %s in the store for"
+            " every instance sharing it; set AUTHLY_ISSUER to the public URL",
+            recorded,
+        )
+        return settings
+    log.warning(
+        "AUTHLY_ISSUER is unset: using the issuer recorded in the store by the first"
+        " instance, %s (not this instance's own %s); set AUTHLY_ISSUER to the public URL",
+        recorded,
+        settings.issuer,
+    )
+    return settings.replace(issuer=recorded)
+
+
 async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -> Services:
     db = await open_database(
         app.nursery, settings.database_url, pool_size=settings.database_pool_size
     )
+    settings = await deployment_issuer(db, settings)
     metrics.watch_store(db)
     # Retired keys stay published while anything they signed can live: access tokens
     # and ID tokens (both AUTHLY_ACCESS_TOKEN_TTL) — tokens/keys.py.
     keys = await SigningKeys.open(db, retention=retention_for(settings.access_token_ttl))
     hasher = make_hasher(settings)
     await bootstrap_admin(db, hasher, settings)
-    rate_limit, cache, sessions = make_slots(settings, metrics)
+    rate_limit, cache, sessions = make_slots(settings, metrics, db)
     access = AccessTokens(
         keys, issuer=settings.issuer, audience=settings.issuer, ttl=settings.access_token_ttl
     )
@@ -136,6 +164,10 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
             db, interval=settings.purge_interval, on_purged=metrics.count_purged
         )
         services.owned_scopes.append(await app.nursery.start(services.housekeeper.run))
+    if not settings.redis.uses_redis("rate_limit"):
+        # Memory limits divide their budget by the instances alive on the store.
+        heartbeat = StoreHeartbeat(db, rate_limit, on_count=metrics.rate_limit_instances.set)
+        services.owned_scopes.append(await app.nursery.start(heartbeat.run))
     runtime = await start_redis(app.nursery, settings.redis, metrics, rate_limit, cache, sessions)
     serve_app_backends(rate_limit, cache, sessions, runtime)
     services.supervisor = runtime.supervisor
@@ -151,7 +183,7 @@ def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
         app.extensions[EXTENSION_KEY] = services
         log.info(
             "Authly serving as %s (store %s; backends: %s)",
-            settings.issuer,
+            services.settings.issuer,
             services.db.masked_url(),
             ", ".join(f"{slot.feature}={slot.backend_name}" for slot in services.slots()),
         )

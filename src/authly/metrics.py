@@ -12,7 +12,7 @@ from authly.store.db import Database
 from authly.store.purge import KINDS as PURGED_KINDS
 
 FEATURES = ("rate_limit", "cache", "session")
-BACKENDS = ("memory", "redis")
+BACKENDS = ("memory", "redis", "database")  # database: sessions in the store
 BACKCHANNEL_RESULTS = ("delivered", "failed", "dropped")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -49,6 +49,13 @@ class Metrics:
             " was full of live windows",
             registry=r,
         )
+        self.rate_limit_instances = Gauge(
+            "authly_rate_limit_instances",
+            "Instances the memory rate limiter divides each budget by (seen on the store,"
+            " or on Redis before an outage)",
+            registry=r,
+        )
+        self.rate_limit_instances.set(1)
         self.redis_connections_active = Gauge(
             "authly_redis_connections_active", "Open connections to Redis", registry=r
         )

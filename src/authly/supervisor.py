@@ -260,6 +260,7 @@ class Supervisor:
             )
             self.instances_seen = int(seen)
             self._rate_limit.instances = self.instances_seen
+            self.metrics.rate_limit_instances.set(self.instances_seen)
             if int(data_lost) and self.state == "up":
                 # Redis restarted empty between two probes (or was flushed) without
                 # any call failing: put back what this instance knows.

@@ -1,4 +1,5 @@
-"""ONE contract suite, run unchanged over the memory and the Redis implementations."""
+"""ONE contract suite, run unchanged over the memory and the Redis implementations (and,
+for sessions, over the store on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import trio.testing
 
 from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
 from authly.backends.redis import RedisCache, RedisRateLimiter, RedisSessionStore
+from authly.core.store_sessions import StoreSessionStore
 from authly.redis.actor import RedisActor
 from authly.redis.url import parse_redis_url
+from authly.store.db import open_database
 from tests.redis_server import RedisServer, requires_redis
 
 IMPLS = [
@@ -45,12 +48,30 @@ async def cache(request, nursery) -> AsyncIterator[object]:
         yield RedisCache(await _actor(nursery))
 
 
-@pytest.fixture(params=IMPLS)
-async def sessions(request, nursery) -> AsyncIterator[object]:
+SESSION_IMPLS = [
+    *IMPLS,
+    # "Database sessions": the session feature when it is not on Redis (core/store_sessions.py).
+    pytest.param("sqlite", id="database-sqlite"),
+    pytest.param("postgresql", id="database-postgresql"),
+]
+
+
+@pytest.fixture(params=SESSION_IMPLS)
+async def sessions(request, nursery, tmp_path) -> AsyncIterator[object]:
     if request.param == "memory":
         yield MemorySessionStore()
-    else:
+    elif request.param == "redis":
         yield RedisSessionStore(await _actor(nursery))
+    else:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'sessions.db'}"
+        else:
+            url = request.getfixturevalue("postgres_url")
+        db = await open_database(nursery, url)
+        try:
+            yield StoreSessionStore(db)
+        finally:
+            db.close()
 
 
 async def wait_for(predicate, timeout: float = 30.0) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from authly.oauth.clients import hash_secret
 from authly.store import clients as client_repo
+from authly.store.conn import Conn, SqliteConn
 from authly.store.db import connect
 from authly.store.migrations import migrate
 
@@ -48,12 +49,25 @@ def client_row(
     )
 
 
-def register_client(db_path: Path, client_id: str, **fields: Any) -> None:
-    """Insert ``client_row(client_id, **fields)`` into the store file (migrating a new
-    file first); safe while a server runs on it (WAL, busy timeout)."""
-    conn = connect(str(db_path))
+def register_client(store: Path | str, client_id: str, **fields: Any) -> None:
+    """Insert ``client_row(client_id, **fields)`` into the store (a SQLite file path, or
+    a postgresql:// URL), migrating a new store first; safe while servers run on it."""
+    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        from authly.store.postgres import PgConn, row_factory
+
+        with psycopg.connect(store, autocommit=True) as raw:
+            raw.row_factory = row_factory  # type: ignore[assignment]
+            _register(PgConn(raw), client_id, fields)
+        return
+    sqlite = connect(str(store).removeprefix("sqlite:///"))
     try:
-        migrate(conn)
-        client_repo.insert(conn, client_row(client_id, **fields))
+        _register(SqliteConn(sqlite), client_id, fields)
     finally:
-        conn.close()
+        sqlite.close()
+
+
+def _register(conn: Conn, client_id: str, fields: dict[str, Any]) -> None:
+    migrate(conn)
+    client_repo.insert(conn, client_row(client_id, **fields))

@@ -56,7 +56,7 @@ async def test_health_body_is_exactly_the_documented_shape(client, settings):
             "available": False,
             "url": None,
             "features": {"rate_limit": False, "cache": False, "session": False},
-            "backends": {"rate_limit": "memory", "cache": "memory", "session": "memory"},
+            "backends": {"rate_limit": "memory", "cache": "memory", "session": "database"},
             "last_switch": None,
             "last_error": None,
         },
@@ -74,7 +74,11 @@ async def test_health_masks_a_configured_redis_url(settings_factory):
         assert body["status"] == "healthy"
         assert body["redis"]["url"] == "redis://:***@127.0.0.1:1/3"
         assert body["redis"]["features"] == {"rate_limit": False, "cache": False, "session": False}
-        assert set(body["redis"]["backends"].values()) == {"memory"}
+        assert body["redis"]["backends"] == {
+            "rate_limit": "memory",
+            "cache": "memory",
+            "session": "database",  # sessions not on Redis live in the store
+        }
 
 
 async def test_health_is_503_when_the_store_is_closed(app, client):
@@ -257,12 +261,14 @@ async def test_unknown_methods_do_not_become_labels(client):
     assert "BREW" not in text
 
 
-async def test_backends_are_reported_as_memory(client):
+async def test_backends_are_reported_as_memory_and_sessions_as_database(client):
     text = await _metrics_text(client)
     for feature in ("rate_limit", "cache", "session"):
-        assert _value(text, "authly_backend_active", feature=feature, backend="memory") == 1
-        assert _value(text, "authly_backend_active", feature=feature, backend="redis") == 0
-        for to in ("memory", "redis"):
+        backend = "database" if feature == "session" else "memory"
+        for name in ("memory", "redis", "database"):
+            expected = 1 if name == backend else 0
+            assert _value(text, "authly_backend_active", feature=feature, backend=name) == expected
+        for to in ("memory", "redis", "database"):
             assert _value(text, "authly_backend_switches_total", feature=feature, to=to) == 0
     assert _value(text, "authly_redis_up") == 0
 

@@ -29,6 +29,7 @@ from functools import partial
 
 import trio
 
+from authly.backends.memory import MemorySessionStore
 from authly.backends.redis import RedisRateLimiter, RedisSessionStore
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.errors import BackendUnavailable
@@ -88,6 +89,8 @@ class Reconciler:
         if self._sessions is None:
             return since, True
         memory = self._sessions.memory
+        # Sessions are on Redis, so their fallback is this process's memory (make_slots).
+        assert isinstance(memory, MemorySessionStore)
         mark = since
         copied = 0
         for _ in range(MAX_PASSES):
@@ -126,6 +129,8 @@ class Reconciler:
         """After the swap: drop what was copied (written at or before ``mark``) and the
         memory cache. Synchronous, so it runs in the same step as the swap."""
         if self._sessions is not None:
-            self._sessions.memory.discard_through(mark)
+            memory = self._sessions.memory
+            assert isinstance(memory, MemorySessionStore)
+            memory.discard_through(mark)
         if self._cache is not None:
             self._cache.memory.clear()

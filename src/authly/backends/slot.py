@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
+from authly.backends.memory import MemoryCache, MemoryRateLimiter
 from authly.backends.protocols import Cache, Decision, RateLimiter, SessionStore
 from authly.errors import BackendUnavailable
 
@@ -238,11 +238,14 @@ class CacheSlot(Slot[Cache, MemoryCache]):
         return bool(await self._call("exists", key))
 
 
-class SessionSlot(Slot[SessionStore, MemorySessionStore]):
+class SessionSlot(Slot[SessionStore, SessionStore]):
+    """``memory`` is where sessions go when not on Redis: process memory
+    (MemorySessionStore) or the store (core/store_sessions.py, "database")."""
+
     name = "slot"
 
     def __init__(
-        self, memory: MemorySessionStore, *, on_evict: Callable[[str], None] | None = None
+        self, memory: SessionStore, *, on_evict: Callable[[str], None] | None = None
     ) -> None:
         super().__init__("session", memory)
         # Counts evictions Redis reports (the memory store counts its own).

@@ -92,6 +92,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     # environment; hand them the flags through it.
     os.environ["AUTHLY_HOST"] = settings.host
     os.environ["AUTHLY_PORT"] = str(settings.port)
-    os.environ.setdefault("AUTHLY_ISSUER", settings.issuer)
+    # AUTHLY_ISSUER is passed on only when set: each worker computes the same default
+    # and the store's recorded issuer then applies to all of them alike.
     config.application_path = "authly.app:app"
     sys.exit(run(config))

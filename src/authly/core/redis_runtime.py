@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 import trio
 
 from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
+from authly.backends.protocols import SessionStore
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import RedisSettings, Settings
+from authly.core.store_sessions import StoreSessionStore
 from authly.metrics import FEATURES, Metrics
 from authly.redis.actor import RedisActor, redis_dependency_available
+from authly.store.db import Database
 from authly.supervisor import LastError, Supervisor
 
 log = logging.getLogger("authly")
@@ -30,8 +33,12 @@ class RedisRuntime:
 
 
 def make_slots(
-    settings: Settings, metrics: Metrics
+    settings: Settings, metrics: Metrics, db: Database | None = None
 ) -> tuple[RateLimiterSlot, CacheSlot, SessionSlot]:
+    """The three slots, on memory. With a store (``db``), sessions not on Redis live in
+    the store instead ("Database sessions"), so every worker and instance sharing it
+    sees them; with Redis sessions on, process memory stays their outage fallback
+    (reconciled by the supervisor)."""
     rate_limit = RateLimiterSlot(
         MemoryRateLimiter(
             max_keys=settings.rate_limit_max_keys,
@@ -41,12 +48,14 @@ def make_slots(
         on_decision=metrics.count_decision,
     )
     cache = CacheSlot(MemoryCache(), on_lookup=metrics.count_lookup)
-    sessions = SessionSlot(
-        MemorySessionStore(on_evict=metrics.count_session_eviction),
-        on_evict=metrics.count_session_eviction,
-    )
-    for feature in FEATURES:
-        metrics.set_backend(feature, "memory")
+    fallback: SessionStore
+    if db is not None and not settings.redis.uses_redis("session"):
+        fallback = StoreSessionStore(db, on_evict=metrics.count_session_eviction)
+    else:
+        fallback = MemorySessionStore(on_evict=metrics.count_session_eviction)
+    sessions = SessionSlot(fallback, on_evict=metrics.count_session_eviction)
+    for slot in (rate_limit, cache, sessions):
+        metrics.set_backend(slot.feature, slot.backend_name)
     metrics.redis_up.set(0)
     return rate_limit, cache, sessions
 

@@ -30,7 +30,8 @@ def list_all(conn: Conn) -> list[SigningKeyRow]:
     """Every key, retired or not, newest first."""
     rows = conn.execute(
         "SELECT kid, alg, private_pem, created_at, retired_at FROM signing_keys"
-        " ORDER BY created_at DESC, kid DESC"
+        " ORDER BY created_at DESC, CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END,"
+        " retired_at DESC, kid DESC"
     ).fetchall()
     return [
         SigningKeyRow(r["kid"], r["alg"], r["private_pem"], r["created_at"], r["retired_at"])

@@ -164,6 +164,30 @@ MIGRATIONS: list[list[str]] = [
         " INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX refresh_tokens_session_sid ON refresh_tokens(session_sid)",
     ],
+    # 7: what instances sharing a store share without Redis: facts of the deployment
+    # (the issuer when AUTHLY_ISSUER is unset), sessions ("Database sessions": browser,
+    # login and admin sessions, pending authorization requests), and a heartbeat per
+    # instance (memory rate limits divide their budget by the instances alive).
+    [
+        """CREATE TABLE deployment (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            pool TEXT NOT NULL,
+            data TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            version TEXT NOT NULL
+        )""",
+        "CREATE INDEX sessions_pool_expiry ON sessions(pool, expires_at)",
+        "CREATE INDEX sessions_expiry ON sessions(expires_at)",
+        """CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            seen_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 

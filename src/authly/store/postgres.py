@@ -20,6 +20,7 @@ import functools
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -84,7 +85,7 @@ class PgRow:
         return len(self._values)
 
 
-def _row_factory(cursor: Any) -> RowMaker[PgRow]:
+def row_factory(cursor: Any) -> RowMaker[PgRow]:
     description = cursor.description or ()
     index: dict[str, int] = {}
     for i, column in enumerate(description):
@@ -143,6 +144,8 @@ class PostgresDatabase:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._closed = False
         self._close_requested = trio.Event()
+        self._in_use = 0  # connections lent to a query (worker threads update it)
+        self._count_lock = threading.Lock()
         self.observe: Callable[[float], None] | None = None
 
     @property
@@ -151,11 +154,7 @@ class PostgresDatabase:
 
     def stats(self) -> dict[str, int]:
         """Pool use for /health and /metrics: connections lent to a query right now."""
-        if self._pool is None:
-            return {"size": self.pool_size, "in_use": 0}
-        stats = self._pool.get_stats()
-        in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
-        return {"size": self.pool_size, "in_use": max(in_use, 0)}
+        return {"size": self.pool_size, "in_use": self._in_use}
 
     def masked_url(self) -> str:
         return masked_database_url(self.url)
@@ -189,7 +188,13 @@ class PostgresDatabase:
         for attempt in range(RETRIES):
             try:
                 with pool.connection(timeout=ACQUIRE_TIMEOUT) as raw:
-                    return fn(PgConn(raw), *args)
+                    with self._count_lock:
+                        self._in_use += 1
+                    try:
+                        return fn(PgConn(raw), *args)
+                    finally:
+                        with self._count_lock:
+                            self._in_use -= 1
             except _RETRYABLE:
                 if attempt == RETRIES - 1:
                     raise StoreError(f"store query {name} kept conflicting") from None
@@ -218,7 +223,7 @@ class PostgresDatabase:
             name="authly",
             kwargs={
                 "autocommit": True,
-                "row_factory": _row_factory,
+                "row_factory": row_factory,
                 "connect_timeout": CONNECT_TIMEOUT,
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             },
@@ -239,7 +244,7 @@ class PostgresDatabase:
 
     def _open(self, pool: ConnectionPool[psycopg.Connection[Any]]) -> None:
         with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as probe:
-            probe.row_factory = _row_factory  # type: ignore[assignment]
+            probe.row_factory = row_factory  # type: ignore[assignment]
             migrate(PgConn(probe))
         pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
 

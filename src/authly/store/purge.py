@@ -12,14 +12,16 @@ What goes, per kind:
 - ``refresh_tokens``: whole families whose newest token has expired; a rotated or
   revoked token stays while its family lives, so presenting it is still detected as
   reuse (RFC 9700 §4.14.2);
-- ``revoked_tokens``: revocation entries of access tokens that have expired anyway.
+- ``revoked_tokens``: revocation entries of access tokens that have expired anyway;
+- ``sessions``: expired store sessions;
+- ``instances``: heartbeats of instances gone for a day.
 """
 
 from __future__ import annotations
 
 from authly.store.conn import Conn, write_transaction
 
-KINDS = ("authorization_codes", "refresh_tokens", "revoked_tokens")
+KINDS = ("authorization_codes", "refresh_tokens", "revoked_tokens", "sessions", "instances")
 
 _DELETE = {
     "authorization_codes": (
@@ -30,6 +32,15 @@ _DELETE = {
     "refresh_tokens": (
         "DELETE FROM refresh_tokens WHERE family_id IN (SELECT family_id FROM refresh_tokens"
         " GROUP BY family_id HAVING MAX(expires_at) < :now LIMIT :batch)"
+    ),
+    "sessions": (
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+        " WHERE expires_at < :now LIMIT :batch)"
+    ),
+    # An instance not seen for a day has stopped (heartbeats come every few seconds).
+    "instances": (
+        "DELETE FROM instances WHERE id IN (SELECT id FROM instances"
+        " WHERE seen_at < :now - 86400 LIMIT :batch)"
     ),
     "revoked_tokens": (
         "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens"
