@@ -1,5 +1,6 @@
-"""`authly admin`: local user administration against the configured database
-(`user create`), and the admin API over HTTP (cli/admin_remote.py)."""
+"""`authly admin`: local administration against the configured database (`user create`,
+and `db migrate|export|import` in cli/admin_db.py), and the admin API over HTTP
+(cli/admin_remote.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import click
 import trio
 
+from authly.cli.admin_db import db
 from authly.cli.admin_keys import keys
 from authly.cli.admin_remote import COMMANDS
 from authly.cli.admin_scopes import scope
@@ -27,8 +29,8 @@ from authly.users.profile_fields import parse_changes
 def admin() -> None:
     """Administration commands.
 
-    `user create` works on the configured database directly; the others talk to a
-    running server (--url or AUTHLY_URL) after `authly admin login`.
+    `user create` and `db ...` work on the configured database directly; the others
+    talk to a running server (--url or AUTHLY_URL) after `authly admin login`.
     """
 
 
@@ -94,3 +96,4 @@ for _command in USER_COMMANDS:
     user.add_command(_command)
 admin.add_command(scope)
 admin.add_command(keys)
+admin.add_command(db)
