@@ -4,7 +4,7 @@ import pytest
 
 from authly.errors import InvalidToken
 from authly.store.keys import SigningKeyRow
-from authly.tokens.access import VERIFIED_CACHE_SIZE, AccessTokens
+from authly.tokens.access import USERINFO_CLAIMS, VERIFIED_CACHE_SIZE, AccessTokens
 from authly.tokens.keys import SigningKeys, generate_rsa_key
 
 
@@ -52,3 +52,15 @@ def test_the_cache_is_bounded(keys):
     assert len(access._verified) == VERIFIED_CACHE_SIZE
     assert first not in access._verified
     assert access.verify(first).subject == "u0"  # verified again from scratch
+
+
+def test_userinfo_claim_names_ride_in_a_private_claim_only_when_there_are_any(keys):
+    access = tokens(keys, [1_000_000.0])
+    with_names = access.verify(
+        access.issue(subject="u", client_id="c", scope="openid", userinfo_claims="email name")
+    )
+    assert with_names.userinfo_claims == "email name"
+    assert with_names.raw[USERINFO_CLAIMS] == "email name"
+    without = access.verify(access.issue(subject="u", client_id="c", scope="openid"))
+    assert without.userinfo_claims == ""
+    assert USERINFO_CLAIMS not in without.raw

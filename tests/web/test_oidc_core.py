@@ -278,6 +278,93 @@ async def test_claims_parameter_releases_single_claims_without_their_scope(
     assert userinfo == {"sub": rp.id, "email": "alice@example.com"}
 
 
+class CountingSessions:
+    """A session store that records every call before passing it on."""
+
+    METHODS = ("get", "set", "add", "delete", "take", "touch")
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in self.METHODS:
+            return attr
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return await attr(*args, **kwargs)
+
+        return counted
+
+
+def count_session_calls(app: Any, monkeypatch: pytest.MonkeyPatch) -> CountingSessions:
+    """Route every call of the app's session slot through a counter (memory or the
+    store, whichever serves sessions: both the slot's current and fallback target)."""
+    from tests.conftest import services_of
+
+    slot = services_of(app).sessions
+    counter = CountingSessions(slot.current)
+    monkeypatch.setattr(slot, "current", counter)
+    monkeypatch.setattr(slot, "memory", counter)
+    return counter
+
+
+async def _userinfo(browser: Browser, access_token: str) -> Any:
+    response = await browser.client.get(
+        "/oidc/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+    )
+    assert response.status_code == 200
+    return await json_of(response)
+
+
+async def test_userinfo_reads_requested_claims_from_the_token_not_the_session_store(
+    app: Any, browser: Browser, rp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import services_of
+
+    await services_of(app).accounts.update(
+        rp.id, {"email": "alice@example.com", "phone_number": "+1 555"}
+    )
+    claims = json.dumps({"userinfo": {"email": None, "phone_number": None}})
+    tokens = await _tokens(browser, scope="openid", claims=claims)
+    access = jwt.decode(tokens["access_token"], KeySet.import_key_set(await _jwks(browser)))
+    assert access.claims["authly_userinfo_claims"] == "email phone_number"
+    counter = count_session_calls(app, monkeypatch)
+    expected = {"sub": rp.id, "email": "alice@example.com", "phone_number": "+1 555"}
+    for _ in range(20):
+        assert await _userinfo(browser, tokens["access_token"]) == expected
+    assert counter.calls == []
+
+
+async def test_requested_userinfo_claims_survive_a_refresh(
+    app: Any, browser: Browser, rp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import services_of
+
+    await services_of(app).accounts.update(rp.id, {"email": "alice@example.com"})
+    claims = json.dumps({"userinfo": {"email": None}})
+    first = await _tokens(browser, scope="openid offline_access", claims=claims)
+    token = first["refresh_token"]
+    for _ in range(2):  # every later access token of the family carries them on
+        refreshed = await json_of(await refresh(browser.client, token, client_id="rp"))
+        token = refreshed["refresh_token"]
+        counter = count_session_calls(app, monkeypatch)
+        assert await _userinfo(browser, refreshed["access_token"]) == {
+            "sub": rp.id,
+            "email": "alice@example.com",
+        }
+        assert counter.calls == []
+        monkeypatch.undo()
+    # Without the claims parameter, a refreshed token carries no private claim.
+    plain = await _tokens(browser, scope="openid offline_access")
+    refreshed = await json_of(await refresh(browser.client, plain["refresh_token"], client_id="rp"))
+    decoded = jwt.decode(refreshed["access_token"], KeySet.import_key_set(await _jwks(browser)))
+    assert "authly_userinfo_claims" not in decoded.claims
+    assert await _userinfo(browser, refreshed["access_token"]) == {"sub": rp.id}
+
+
 async def test_a_malformed_claims_parameter_is_invalid_request(browser: Browser, rp: Any) -> None:
     _, challenge = pkce_pair()
     result = answer(await browser.authorize(oidc_params(challenge, claims="{not json")))

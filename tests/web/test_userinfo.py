@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import services_of
 from tests.web.helpers import FORM, error_body, json_of, set_active
-from tests.web.oidc_users import USERINFO, alice, bearer, rp_client, tokens
+from tests.web.oidc_users import RP, USERINFO, alice, bearer, rp_client, tokens
 
 PROFILE = {
     "name": "Alice Liddell",
@@ -153,22 +153,33 @@ async def test_profile_changes_show_at_once(app, client, alice_id):
     assert "locale" not in body
 
 
-async def test_claims_requested_through_the_session_record(app, client, alice_id):
-    """The authorization step stores `claims_userinfo` in the login session record;
-    userinfo then releases those standard claims even without their scope."""
-    issued = await tokens(client, "openid")
-    access = issued["access_token"]
+async def test_claims_requested_individually_travel_in_the_access_token(app, client, alice_id):
+    """The authorization_code grant puts the claims parameter's userinfo names into the
+    access token (private claim ``authly_userinfo_claims``); userinfo then releases those
+    standard claims even without their scope (unknown names dropped), whatever the
+    session record says afterwards: it is not read."""
     s = services_of(app)
-    session = await client.get("/api/v1/auth/session", headers=bearer(access))
-    sid = (await json_of(session))["session_id"]
-    record = await s.tokens.session(sid)
-    assert await _get(client, access) == {"sub": alice_id}  # its encoding now remembered
-    await s.sessions.set(sid, {**record, "claims_userinfo": "email picture acr"}, 600)
-    assert await _get(client, access) == {
+    issued, sid, _ = await s.tokens.issue(
+        user_id=alice_id,
+        client_id=RP,
+        scope="openid",
+        with_refresh=False,
+        userinfo_claims="email picture acr",
+    )
+    access = issued["access_token"]
+    assert (await s.tokens.session(sid))["claims_userinfo"] == "email picture acr"
+    expected = {
         "sub": alice_id,
         "email": "alice@example.com",
         "picture": "https://images.example/alice.png",
     }
+    assert await _get(client, access) == expected
+    record = await s.tokens.session(sid)
+    await s.sessions.set(sid, {**record, "claims_userinfo": "phone_number"}, 600)
+    assert await _get(client, access) == expected
+    # A token without the private claim gets its scopes' claims only.
+    plain = (await tokens(client, "openid"))["access_token"]
+    assert await _get(client, plain) == {"sub": alice_id}
 
 
 async def test_answers_are_compact_json_per_scope_of_each_token(client, alice_id):

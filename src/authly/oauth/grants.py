@@ -203,10 +203,9 @@ async def authorization_code_grant(
         with_refresh="refresh_token" in client.grant_types,
         auth_time=grant.auth_time,
         session_sid=grant.session_sid,
-        # Read by userinfo: the claims the claims parameter asked for there (Core §5.5).
-        session_fields={"claims_userinfo": grant.claims_userinfo}
-        if grant.claims_userinfo
-        else None,
+        # Read by userinfo from the access token: the claims the claims parameter
+        # asked for there (Core §5.5); refreshed access tokens carry them too.
+        userinfo_claims=grant.claims_userinfo,
     )
     family = family_id if "refresh_token" in body else None
     replayed = await ctx.db.run(code_repo.record_issue, code_hash, family, ref.jti, ref.expires_at)

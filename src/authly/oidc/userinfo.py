@@ -2,15 +2,16 @@
 
 Needs an access token with the ``openid`` scope. The answer is ``sub``, the claims of
 the token's scopes (§5.4), and the userinfo claims the client asked for individually
-with the ``claims`` parameter (§5.5): the authorization step stores their names,
-space-separated, as ``claims_userinfo`` in the login session record that the token's
-``sid`` names. Absent claims are omitted. A disabled or deleted user's token is
+with the ``claims`` parameter (§5.5): the access token itself carries their names
+(the private claim ``authly_userinfo_claims``, tokens/access.py), set by the
+authorization_code grant and copied by every refresh, so no session-store read happens
+here. Absent claims are omitted. A disabled or deleted user's token is
 ``invalid_token``.
 
-Every request verifies the token and asks the revocation list, the profile cache and
-the session record again; only the encoding of an answer is remembered, on the decoded
-profile record it came from (users/profiles.py), keyed by what else it depends on (the
-token's scopes and the requested claim names).
+Every request verifies the token and asks the revocation list and the profile cache
+again; only the encoding of an answer is remembered, on the decoded profile record it
+came from (users/profiles.py), keyed by what else it depends on (the token's scopes and
+the requested claim names).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from authly.tokens.service import TokenService
 from authly.users.profiles import UserProfiles
 
 OPENID_SCOPE = "openid"
-CLAIMS_USERINFO = "claims_userinfo"  # the session record's field
 
 
 async def userinfo_json(tokens: TokenService, profiles: UserProfiles, token: str) -> bytes:
@@ -41,11 +41,7 @@ async def userinfo_json(tokens: TokenService, profiles: UserProfiles, token: str
     entry = await profiles.entry(claims.subject)
     if entry is None:
         raise InvalidToken("The account behind this token no longer exists or is disabled.")
-    requested = ""
-    if claims.session_id is not None:
-        record = await tokens.session(claims.session_id)
-        if record is not None and record.get("user_id") == claims.subject:
-            requested = record.get(CLAIMS_USERINFO, "")
+    requested = claims.userinfo_claims
     scope = claims.scope
 
     def encode(user_claims: Mapping[str, Any]) -> bytes:

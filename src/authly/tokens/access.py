@@ -8,6 +8,12 @@ instance a moment ago).
 Claims: iss, sub, aud, exp, iat, jti, scope, client_id, and sid (the login session,
 which is the refresh-token family). The issuer comes from
 configuration, never from request headers.
+
+One private claim (RFC 7519 §4.3), ``authly_userinfo_claims``: the standard claim names
+the OpenID Connect ``claims`` request parameter asked for at userinfo (Core §5.5),
+space-separated, present only when there are any. Userinfo reads them from the verified
+token instead of from the login session record, so answering it costs no session-store
+read; the refresh grant copies them into every later access token of the family.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from authly.tokens.keys import ALGORITHM, SigningKeys
 _LEEWAY = 30
 MAX_TOKEN_LENGTH = 8192
 VERIFIED_CACHE_SIZE = 4096
+# The private claim carrying the userinfo claim names of the claims parameter.
+USERINFO_CLAIMS = "authly_userinfo_claims"
 
 
 class UnknownSigningKey(InvalidToken):
@@ -48,6 +56,8 @@ class AccessClaims:
     expires_at: int
     session_id: str | None
     raw: dict[str, Any]
+    # The individually requested userinfo claim names (space-separated; "" if none).
+    userinfo_claims: str = ""
 
 
 class AccessTokens:
@@ -79,6 +89,7 @@ class AccessTokens:
         scope: str,
         session_id: str | None = None,
         ref: AccessRef | None = None,
+        userinfo_claims: str = "",
     ) -> str:
         ref = ref or self.new_ref()
         expires_at = int(ref.expires_at)
@@ -94,6 +105,8 @@ class AccessTokens:
         }
         if session_id is not None:
             claims["sid"] = session_id
+        if userinfo_claims:
+            claims[USERINFO_CLAIMS] = userinfo_claims
         key = self.keys.current(ALGORITHM)
         header = {"alg": ALGORITHM, "kid": str(key.kid), "typ": "at+jwt"}
         return jwt.encode(header, claims, key, algorithms=[ALGORITHM])
@@ -160,6 +173,7 @@ class AccessTokens:
                 "The access token is expired or not meant for this server."
             ) from None
         claims = decoded.claims
+        userinfo_claims = claims.get(USERINFO_CLAIMS)
         return AccessClaims(
             subject=str(claims["sub"]),
             client_id=str(claims.get("client_id", "")),
@@ -168,6 +182,7 @@ class AccessTokens:
             expires_at=int(claims["exp"]),
             session_id=str(claims["sid"]) if "sid" in claims else None,
             raw=claims,
+            userinfo_claims=userinfo_claims if isinstance(userinfo_claims, str) else "",
         )
 
 

@@ -24,6 +24,10 @@ from authly.tokens.revocation import RevocationList
 
 log = logging.getLogger("authly.tokens")
 
+# The session record's field holding the claims parameter's userinfo claim names (the
+# access tokens carry them as well: tokens/access.py USERINFO_CLAIMS).
+SESSION_USERINFO_CLAIMS = "claims_userinfo"
+
 _REFUSALS = {
     RotateStatus.UNKNOWN: "The refresh token is invalid.",
     RotateStatus.EXPIRED: "The refresh token has expired.",
@@ -74,13 +78,16 @@ class TokenService:
         with_refresh: bool = True,
         auth_time: float | None = None,
         session_sid: str | None = None,
-        session_fields: dict[str, str] | None = None,
+        userinfo_claims: str = "",
     ) -> tuple[dict[str, Any], str, AccessRef]:
         """A new access (+ refresh) pair starting a new family = login session.
 
         Returns (response body, family id, access token reference). The family id is
         the ``sid`` claim and the key of a session record (who, which client, from
         where, since when) kept in the session backend while the family lives.
+        ``userinfo_claims`` (the claims parameter's userinfo names, space-separated)
+        goes into the access token and the session record, where ``refresh`` finds it
+        for the family's later access tokens.
         """
         family_id = str(uuid.uuid4())
         ref = self.access.new_ref()
@@ -100,12 +107,17 @@ class TokenService:
                 "scope": scope,
                 "ip": client_ip,
                 "created_at": str(int(now)),
-                **(session_fields or {}),
+                **({SESSION_USERINFO_CLAIMS: userinfo_claims} if userinfo_claims else {}),
             },
             self._refresh_ttl if with_refresh else self.access.ttl,
         )
         access_token = self.access.issue(
-            subject=user_id, client_id=client_id, scope=scope, session_id=family_id, ref=ref
+            subject=user_id,
+            client_id=client_id,
+            scope=scope,
+            session_id=family_id,
+            ref=ref,
+            userinfo_claims=userinfo_claims,
         )
         return self._body(access_token, scope, refresh_token), family_id, ref
 
@@ -153,6 +165,13 @@ class TokenService:
         if scope_limit is not None:
             # Scopes taken away from the client since the grant are not issued again.
             scope_text = " ".join(sorted(set(grant.scope.split()) & scope_limit))
+        # The claims parameter's userinfo names live only in the family's session
+        # record (the refresh-token row has no column for them): read them here, once
+        # per refresh, so userinfo never has to.
+        record = await self.sessions.get(grant.family_id)
+        userinfo_claims = ""
+        if record is not None and record.get("user_id") == grant.user_id:
+            userinfo_claims = record.get(SESSION_USERINFO_CLAIMS, "")
         await self.sessions.touch(grant.family_id, self._refresh_ttl)
         access_token = self.access.issue(
             subject=grant.user_id,
@@ -160,6 +179,7 @@ class TokenService:
             scope=scope_text,
             session_id=grant.family_id,
             ref=ref,
+            userinfo_claims=userinfo_claims,
         )
         return self._body(access_token, scope_text, new_token), replace(grant, scope=scope_text)
 
