@@ -44,9 +44,17 @@ HANG = 30.0
 
 
 async def wait_all(services, name: str, timeout: float = HANG) -> None:
+    """Until every slot is on ``name``; "memory" means each slot's fallback (process
+    memory, or the store for sessions: "database")."""
     with trio.fail_after(timeout):
         for slot in services.slots():
-            await slot.wait_until(on(name))
+            if name == "memory":
+                await slot.wait_until(lambda impl, slot=slot: impl is slot.memory)
+            else:
+                await slot.wait_until(on(name))
+
+
+FALLBACKS = ["memory", "memory", "database"]  # backend names of the slots on fallback
 
 
 async def metrics_text(client) -> str:

@@ -12,7 +12,14 @@ import pytest
 from authly.factory import create_app
 from tests.conftest import services_of
 from tests.redis_server import RedisServer
-from tests.supervisor_helpers import lines_with, metrics_text, redis_settings, sample, wait_all
+from tests.supervisor_helpers import (
+    FALLBACKS,
+    lines_with,
+    metrics_text,
+    redis_settings,
+    sample,
+    wait_all,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -43,7 +50,7 @@ async def test_wrong_password_at_startup(tmp_path, nursery, caplog):
     app = create_app(redis_settings(tmp_path, url_with(server, WRONG)))
     async with app.test_app() as test_app:
         health = await health_of(test_app)
-        assert [s.backend_name for s in services_of(test_app).slots()] == ["memory"] * 3
+        assert [s.backend_name for s in services_of(test_app).slots()] == FALLBACKS
     assert lines_with(caplog, FALLBACK) == [f"{FALLBACK}: {WRONGPASS}"]
     assert lines_with(caplog, "using memory backends")
     assert health["status"] == "degraded"

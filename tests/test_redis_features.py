@@ -84,7 +84,7 @@ async def test_redis_password_is_never_shown(tmp_path, nursery, caplog):
 
 async def test_missing_redis_dependency_runs_on_memory(tmp_path):
     """Without redis-py installed (import blocked here), a configured Redis is reported
-    and ignored: the server serves on memory."""
+    and ignored: the server serves on memory (sessions on the store)."""
     import sys
     import textwrap
 
@@ -118,5 +118,5 @@ async def test_missing_redis_dependency_runs_on_memory(tmp_path):
     assert result.returncode == 0, err
     assert "Redis dependency not available" in err
     assert "Redis connection failed, falling back to memory: Redis dependency not available" in err
-    assert "BACKENDS ['memory']" in result.stdout.decode()
+    assert "BACKENDS ['database', 'memory']" in result.stdout.decode()  # sessions: the store
     assert "LAST_ERROR Redis dependency not available" in result.stdout.decode()

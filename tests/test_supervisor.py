@@ -12,7 +12,7 @@ from authly.redis.actor import RedisActor
 from authly.redis.url import parse_redis_url
 from tests.conftest import login, services_of
 from tests.redis_server import RedisServer
-from tests.supervisor_helpers import HANG, redis_settings, wait_all
+from tests.supervisor_helpers import FALLBACKS, HANG, redis_settings, wait_all
 
 pytestmark = pytest.mark.redis
 
@@ -54,7 +54,7 @@ async def test_kill_swaps_to_memory_and_restart_swaps_back(tmp_path, redis_serve
         health = await (await client.get("/health")).get_json()
         assert health["status"] == "degraded"
         assert health["redis"]["available"] is False
-        assert health["redis"]["last_switch"]["to"] == "memory"
+        assert health["redis"]["last_switch"]["to"] == "database"  # sessions: the last switch
         assert (await login(client)).status_code == 200  # still serving
         await redis_server.start()
         await wait_all(services, "redis")
@@ -62,7 +62,7 @@ async def test_kill_swaps_to_memory_and_restart_swaps_back(tmp_path, redis_serve
         assert health["status"] == "healthy"
         assert health["redis"]["last_switch"]["to"] == "redis"
         metrics = (await (await client.get("/metrics")).get_data()).decode()
-        assert 'authly_backend_switches_total{feature="session",to="memory"} 1.0' in metrics
+        assert 'authly_backend_switches_total{feature="session",to="database"} 1.0' in metrics
         assert 'authly_backend_switches_total{feature="session",to="redis"} 2.0' in metrics
         assert "authly_redis_up 1.0" in metrics
 
@@ -83,7 +83,7 @@ async def test_boot_with_redis_down_then_redis_starts(tmp_path, nursery, caplog)
     app = create_app(redis_settings(tmp_path, server.url))
     async with app.test_app() as test_app:
         services = services_of(test_app)
-        assert [s.backend_name for s in services.slots()] == ["memory"] * 3
+        assert [s.backend_name for s in services.slots()] == FALLBACKS
         assert "Redis connection failed, falling back to memory" in caplog.text
         assert "using memory backends" in caplog.text
         assert (await login(test_app.test_client())).status_code == 200

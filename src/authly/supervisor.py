@@ -45,7 +45,7 @@ from authly.backends.slot import (
     Slot,
 )
 from authly.config import RedisSettings
-from authly.errors import BackendUnavailable
+from authly.errors import BackendUnavailable, StoreError
 from authly.metrics import Metrics
 from authly.redis.actor import ConnectionLost, RedisActor, mask_password
 
@@ -308,12 +308,16 @@ class Supervisor:
         breaker. ``reason`` None: the features are on Redis already (a false alarm).
         Returns None, or the error that stopped it (then nothing was dropped)."""
         rec = self.reconciler
+        rec.begin()
         try:
             mark, _ = await rec.copy_sessions(0)
             await rec.merge_rate_limits(force=reason is not None)
             mark, quiet = await rec.copy_sessions(mark)
         except REDIS_ERRORS as exc:
             return self._own_call_failed(str(exc))
+        except StoreError as exc:  # sessions fall back to the store, which failed too
+            log.warning("switch back to Redis waits: the store failed: %s", exc)
+            return f"store unavailable: {exc}"
         # No await from the last (quiet) export to here: nothing was written in between.
         self.state = "up"
         self.metrics.redis_up.set(1)
@@ -331,7 +335,10 @@ class Supervisor:
             if not quiet:  # writes never stopped: copy the last ones now
                 mark, _ = await rec.copy_sessions(mark)
                 rec.settle(mark)
+            await rec.forget_copied()
             await rec.merge_rate_limits(force=reason is not None)
         except REDIS_ERRORS as exc:
             return self._own_call_failed(str(exc))
+        except StoreError as exc:  # on Redis now; the copies left in the store expire
+            log.warning("could not tidy the sessions carried back to Redis: %s", exc)
         return None

@@ -228,3 +228,71 @@ def test_a_real_browser_signs_in_through_two_instances(
                 assert http.get(balancer.url + ME, headers=bearer).status_code == 200
     finally:
         callback.close()
+
+
+def _on(http: httpx.Client, server: ServerProcess, wanted: set[str]) -> None:
+    """Until the server's features run on ``wanted`` backends (attempt-bounded)."""
+    for _ in range(600):
+        body = http.get(server.url("/health")).json()
+        if set(body["redis"]["backends"].values()) == wanted:
+            return
+        http.get(server.url("/metrics"))  # the pause between two looks (no sleep)
+    raise AssertionError(f"{server.name} never reached {wanted}: {body}")
+
+
+@pytest.mark.trio
+async def test_through_a_redis_outage_two_instances_need_no_sticky_sessions(
+    store: Path, tmp_path: Path, processes: list[ServerProcess]
+) -> None:
+    """Sessions on Redis; Redis dies: both instances fall back to the store (not their
+    own memory), so a sign-in and an admin session still work across them; Redis
+    returns: what was written meanwhile is carried back, and keeps working."""
+    from tests.support.processes import RedisProcess
+
+    redis = RedisProcess(tmp_path / "redis.log", password="outage-pw-123")
+    await redis.start()
+    try:
+        ports = [free_port(), free_port()]
+        balancer = RoundRobin([f"http://127.0.0.1:{p}" for p in ports])
+        env = authly_env(
+            store,
+            AUTHLY_ISSUER=balancer.url,
+            AUTHLY_REDIS_URL=redis.url,
+            AUTHLY_REDIS_RATE_LIMIT="true",
+            AUTHLY_REDIS_CACHE="true",
+            AUTHLY_REDIS_SESSION="true",
+            AUTHLY_REDIS_OP_TIMEOUT_MS="1000",
+        )
+        servers = [
+            ServerProcess(tmp_path, name=f"instance{i}", env=env, port=p)
+            for i, p in enumerate(ports)
+        ]
+        for server in servers:
+            processes.append(server.start())
+        for server in servers:
+            server.wait_healthy()
+        with balancer, httpx.Client(timeout=10.0) as http:
+            for server in servers:
+                _on(http, server, {"redis"})
+            await redis.kill()
+            for server in servers:
+                _on(http, server, {"memory", "database"})
+            cli = Cli(tmp_path, balancer.url)
+            assert "Logged in" in cli.login()  # an admin session written to the store
+            _authlib_flow(balancer.url)  # pending request, browser session: the store
+            await redis.start()
+            for server in servers:
+                _on(http, server, {"redis"})
+            # The admin session begun during the outage was carried back into Redis.
+            for n in range(4):
+                created = cli.json(
+                    "client", "create", "--name", f"after-{n}", "--public",
+                    "--redirect-uri", "https://app.example/cb",
+                    "--grant-type", "authorization_code", "--scope", "profile",
+                )  # fmt: skip
+                assert created["client_id"]
+            _authlib_flow(balancer.url)
+        for server in servers:
+            assert server.log_problems() == [], server.output()
+    finally:
+        await redis.kill()

@@ -78,3 +78,26 @@ class SessionStore(Protocol):
     async def touch(self, session_id: str, ttl: float) -> bool:
         """Extend a session's life; False if it does not exist."""
         ...
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """One entry of a shared session store, as ``SharedSessionStore.live`` lists it."""
+
+    session_id: str
+    data: dict[str, str]
+    expires_at: float  # wall clock
+    version: str  # changes with every write
+
+
+class SharedSessionStore(SessionStore, Protocol):
+    """Sessions every instance sees (the store: core/store_sessions.py), the session
+    feature's home when it is not on Redis and its fallback while Redis is down."""
+
+    async def live(self) -> list[StoredSession]:
+        """Every entry that has not expired."""
+        ...
+
+    async def forget(self, copied: list[tuple[str, str]]) -> int:
+        """Delete the entries still at the (session_id, version) that was copied."""
+        ...

@@ -11,6 +11,12 @@ meanwhile must reach Redis before Redis answers for it:
   fall between the last copy and the swap. Afterwards only the entries whose *last*
   write was copied are dropped from memory (``settle``): an entry written again after
   its copy stays, and is copied next time. Memory is never cleared wholesale.
+- When the sessions' fallback is the store (shared by every instance: "Database
+  sessions"), a pass lists its live entries and copies those whose version was not
+  copied yet; the pass is quiet when it found nothing new AND this instance's slot
+  wrote nothing to the store while it looked (the slot counts its fallback writes).
+  After the swap, ``forget_copied`` deletes the entries still at the version copied;
+  an entry another instance wrote since stays for that instance's own copy.
 - Rate-limit windows are merged into Redis by hit id (nothing counts twice): before the
   swap, so Redis decides with the hits made on memory, and once more after it for the
   hits made in between.
@@ -24,12 +30,15 @@ memory.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import cast
 
 import trio
 
 from authly.backends.memory import MemorySessionStore
+from authly.backends.protocols import SharedSessionStore
 from authly.backends.redis import RedisRateLimiter, RedisSessionStore
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.errors import BackendUnavailable
@@ -78,6 +87,7 @@ class Reconciler:
         self._redis_limiter = RedisRateLimiter(actor)
         self.redis_sessions = RedisSessionStore(actor)  # where copies go (tests gate it)
         self._answers_merged = -1  # rate-limit memory answers already merged
+        self._copied: dict[str, str] = {}  # shared fallback: session id -> version copied
 
     async def copy_sessions(self, since: int) -> tuple[int, bool]:
         """Copy the sessions written to memory after sequence ``since``, again and again.
@@ -89,8 +99,8 @@ class Reconciler:
         if self._sessions is None:
             return since, True
         memory = self._sessions.memory
-        # Sessions are on Redis, so their fallback is this process's memory (make_slots).
-        assert isinstance(memory, MemorySessionStore)
+        if not isinstance(memory, MemorySessionStore):
+            return 0, await self._copy_shared(cast(SharedSessionStore, memory))
         mark = since
         copied = 0
         for _ in range(MAX_PASSES):
@@ -103,6 +113,55 @@ class Reconciler:
             mark = high
         self._log_copied(copied)
         return mark, False
+
+    def begin(self) -> None:
+        """A new carry-over starts: what an earlier, called-off one copied may be gone
+        from Redis since, so everything is copied again."""
+        self._copied = {}
+
+    async def _copy_shared(self, store: SharedSessionStore) -> bool:
+        """Copy the store's live entries not copied yet at their version; True if the
+        last pass found nothing new and nothing was written meanwhile (quiet)."""
+        slot = self._sessions
+        assert slot is not None
+        copied = 0
+        for _ in range(MAX_PASSES):
+            done = slot.fallback_writes_done
+            idle = slot.fallback_writes_in_flight == 0
+            entries = await store.live()
+            now = time.time()
+            fresh = [
+                e
+                for e in entries
+                if self._copied.get(e.session_id) != e.version and e.expires_at > now
+            ]
+            if not fresh:
+                if (
+                    idle
+                    and slot.fallback_writes_in_flight == 0
+                    and slot.fallback_writes_done == done
+                ):
+                    self._log_copied(copied)
+                    return True
+                continue  # this instance wrote while the store was read: look again
+            sessions = self.redis_sessions
+            await run_all(
+                [partial(sessions.set, e.session_id, e.data, e.expires_at - now) for e in fresh]
+            )
+            for entry in fresh:
+                self._copied[entry.session_id] = entry.version
+            copied += len(fresh)
+        self._log_copied(copied)
+        return False
+
+    async def forget_copied(self) -> None:
+        """After the swap: delete from the shared store what was copied to Redis (at the
+        version copied). No-op for a memory fallback (``settle`` did it)."""
+        if self._sessions is None or isinstance(self._sessions.memory, MemorySessionStore):
+            return
+        copied, self._copied = list(self._copied.items()), {}
+        if copied:
+            await cast(SharedSessionStore, self._sessions.memory).forget(copied)
 
     def _log_copied(self, copied: int) -> None:
         if copied:
@@ -130,7 +189,7 @@ class Reconciler:
         memory cache. Synchronous, so it runs in the same step as the swap."""
         if self._sessions is not None:
             memory = self._sessions.memory
-            assert isinstance(memory, MemorySessionStore)
-            memory.discard_through(mark)
+            if isinstance(memory, MemorySessionStore):
+                memory.discard_through(mark)
         if self._cache is not None:
             self._cache.memory.clear()

@@ -26,6 +26,8 @@ from authly.errors import BackendUnavailable
 T = TypeVar("T")
 M = TypeVar("M")
 
+READ_ONLY = frozenset({"get", "exists"})
+
 
 @dataclass(frozen=True)
 class SlotStatistics:
@@ -94,6 +96,10 @@ class Slot(Generic[T, M]):
         self.current: T = memory  # type: ignore[assignment]
         # Set by the supervisor on the slots it manages.
         self.breaker: Breaker | None = None
+        # Calls that may write, answered by the fallback: in flight now, and finished. The
+        # supervisor reads them to know that nothing was written while it copied.
+        self.fallback_writes_in_flight = 0
+        self.fallback_writes_done = 0
         self._swaps = 0
         self._fallbacks = 0
         self._memory_answers = 0
@@ -128,15 +134,25 @@ class Slot(Generic[T, M]):
     async def _call(self, method: str, *args: Any) -> Any:
         return (await self._answer(method, *args))[0]
 
+    async def _fallback(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method in READ_ONLY:
+            return await getattr(self._fallback_target(), method)(*args, **kwargs)
+        self.fallback_writes_in_flight += 1
+        try:
+            return await getattr(self._fallback_target(), method)(*args, **kwargs)
+        finally:
+            self.fallback_writes_in_flight -= 1
+            self.fallback_writes_done += 1
+
     async def _answer(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
         """(result, True if Redis answered it)."""
         impl: Any = self.current
         if impl is self.memory:
-            return await getattr(self._fallback_target(), method)(*args, **kwargs), False
+            return await self._fallback(method, *args, **kwargs), False
         breaker = self.breaker
         if breaker is not None and breaker.tripped:  # suspect: the supervisor decides
             self._memory_answers += 1
-            return await getattr(self._fallback_target(), method)(*args, **kwargs), False
+            return await self._fallback(method, *args, **kwargs), False
         try:
             return await getattr(impl, method)(*args, **kwargs), True
         except BackendUnavailable as exc:
@@ -144,7 +160,7 @@ class Slot(Generic[T, M]):
             self._memory_answers += 1
             if breaker is not None:
                 breaker.trip(self.feature, exc)
-            return await getattr(self._fallback_target(), method)(*args, **kwargs), False
+            return await self._fallback(method, *args, **kwargs), False
 
 
 class FleetShare:

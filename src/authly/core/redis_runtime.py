@@ -37,8 +37,9 @@ def make_slots(
 ) -> tuple[RateLimiterSlot, CacheSlot, SessionSlot]:
     """The three slots, on memory. With a store (``db``), sessions not on Redis live in
     the store instead ("Database sessions"), so every worker and instance sharing it
-    sees them; with Redis sessions on, process memory stays their outage fallback
-    (reconciled by the supervisor)."""
+    sees them, and with Redis sessions on, the store is also their outage fallback
+    (carried back by the supervisor). Without a store (the public helpers), process
+    memory."""
     rate_limit = RateLimiterSlot(
         MemoryRateLimiter(
             max_keys=settings.rate_limit_max_keys,
@@ -49,7 +50,7 @@ def make_slots(
     )
     cache = CacheSlot(MemoryCache(), on_lookup=metrics.count_lookup)
     fallback: SessionStore
-    if db is not None and not settings.redis.uses_redis("session"):
+    if db is not None:
         fallback = StoreSessionStore(db, on_evict=metrics.count_session_eviction)
     else:
         fallback = MemorySessionStore(on_evict=metrics.count_session_eviction)

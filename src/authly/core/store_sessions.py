@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from authly.backends.protocols import StoredSession
 from authly.store import sessions as repo
 from authly.store.db import Database
 
@@ -57,6 +58,15 @@ class StoreSessionStore:
     async def touch(self, session_id: str, ttl: float) -> bool:
         now = self._clock()
         return await self._db.run(repo.touch, session_id, now + ttl, now)
+
+    async def live(self) -> list[StoredSession]:
+        rows = await self._db.run(repo.live, self._clock())
+        return [
+            StoredSession(sid, data, expires, version) for sid, _, data, expires, version in rows
+        ]
+
+    async def forget(self, copied: list[tuple[str, str]]) -> int:
+        return await self._db.run(repo.forget, copied)
 
     async def count(self, pool: str | None = None) -> int:
         return await self._db.run(repo.count, self._clock(), pool)
