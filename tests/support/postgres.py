@@ -14,8 +14,10 @@ can take the database away and bring it back.
 
 Command line, for scripts/multi_instance.sh (``python tests/support/postgres.py ...``):
 
-    start DIR    initdb into DIR (if empty), start on a free port, print the URL
-    stop DIR     stop the server whose data directory is DIR
+    start DIR    initdb into DIR (if empty), start on a free port (on the same port again
+                 when DIR ran before: DIR/port), print the URL
+    stop DIR     stop the server whose data directory is DIR (fast: a clean shut-down)
+    kill DIR     stop it immediately, the way a crash looks to clients
 """
 
 from __future__ import annotations
@@ -172,14 +174,19 @@ class PostgresProcess:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
+    if len(argv) != 2 or argv[0] not in ("start", "stop", "kill"):
         print(__doc__, file=sys.stderr)
         return 2
     server = PostgresProcess(Path(argv[1]))
+    port_file = server.directory / "port"
     if argv[0] == "start":
-        print(server.start())
+        if port_file.exists():  # started before: clients know this port
+            server.port = int(port_file.read_text(encoding="utf-8"))
+        url = server.start()
+        port_file.write_text(f"{server.port}\n", encoding="utf-8")
+        print(url)
     else:
-        server.stop("fast")
+        server.stop("fast" if argv[0] == "stop" else "immediate")
     return 0
 
 

@@ -11,7 +11,8 @@ Command line, for scripts/multi_instance.sh (``python tests/support/processes.py
 
     free-port        print a free loopback port (never 6379)
     port-free PORT   exit 0 when PORT can be bound on 127.0.0.1
-    redis-ping PORT  exit 0 when a Redis on 127.0.0.1:PORT answers PONG
+    redis-ping PORT  exit 0 when a Redis on 127.0.0.1:PORT answers PONG (after AUTH with
+                     $REDISCLI_AUTH when that is set: the password stays off the command line)
     health PORT      exit 0 when GET /health on 127.0.0.1:PORT answers 200
 """
 
@@ -387,7 +388,8 @@ def main(argv: list[str]) -> int:
         case ["port-free", port]:
             return 0 if port_is_free(int(port)) else 1
         case ["redis-ping", port]:
-            return 0 if trio.run(redis_ping, int(port)) else 1
+            password = os.environ.get("REDISCLI_AUTH") or None
+            return 0 if trio.run(redis_ping, int(port), password) else 1
         case ["health", port]:
             return 0 if http_get("127.0.0.1", int(port), "/health", timeout=1.0)[0] == 200 else 1
     print(__doc__, file=sys.stderr)

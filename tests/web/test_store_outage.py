@@ -31,7 +31,8 @@ async def test_metrics_time_store_calls_and_show_the_pool(client, settings):
     backend = "postgresql" if settings.database_url.startswith("postgresql:") else "sqlite"
     assert f'authly_store_query_duration_seconds_count{{backend="{backend}"}}' in text
     assert samples["authly_store_pool_size"] == (10 if backend == "postgresql" else 1)
-    assert samples["authly_store_pool_connections_in_use"] == 0
+    # Between requests only the background tasks (the heartbeat) may hold one.
+    assert samples["authly_store_pool_connections_in_use"] in (0, 1)
 
 
 async def _refresh(client, token: str):
