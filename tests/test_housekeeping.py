@@ -7,6 +7,7 @@ import re
 import time
 from typing import Any
 
+import pytest
 import trio
 
 from authly.store import codes as code_repo
@@ -56,6 +57,9 @@ def _purged(metrics: str, kind: str) -> float:
     found = re.search(rf'^authly_store_purged_total{{kind="{kind}"}} (\S+)$', metrics, re.M)
     assert found is not None, metrics
     return float(found.group(1))
+
+
+pytestmark = pytest.mark.both_stores
 
 
 async def test_expired_rows_are_purged_and_live_ones_kept(settings_factory: Any) -> None:

@@ -19,9 +19,13 @@ RETENTION = 1000.0
 START = 1_000_000.0
 
 
+pytestmark = pytest.mark.both_stores
+
+
 @pytest.fixture
-def db_path(tmp_path) -> str:
-    return str(tmp_path / "authly.db")
+def db_path(database_url) -> str:
+    """The store (SQLite, then PostgreSQL): instances sharing it agree on keys."""
+    return database_url
 
 
 @pytest.fixture

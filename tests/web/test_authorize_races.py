@@ -30,6 +30,9 @@ from tests.web.browser import (
 )
 from tests.web.helpers import json_of, me, refresh
 
+# Races for one code or one token: forced on SQLite and on PostgreSQL alike.
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture
 async def race_app(backend_settings: Any) -> AsyncIterator[Any]:

@@ -25,6 +25,9 @@ from tests.web.helpers import (
     token_request,
 )
 
+# Races for one code or one token: forced on SQLite and on PostgreSQL alike.
+pytestmark = pytest.mark.both_stores
+
 TOKEN_KEYS = {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
 
 
