@@ -52,6 +52,16 @@ profile email) in the SQLite file before the server starts. ``--url`` targets a 
 server instead (login and refresh then need --username/--password; the OAuth scenarios
 are skipped, their clients only exist in a self-started server's database).
 
+``--database postgresql`` gives a self-started server a PostgreSQL of its own instead of
+SQLite (tests/support/postgres.py: initdb into a temporary directory, pg_ctl on a free
+port, never the machine's shared server on 5432; one new database, stopped and deleted at
+the end, errors included). ``--instances N`` starts N servers on that one store (the
+SQLite file or the PostgreSQL database) behind one password-protected redis-server of
+their own (AUTHLY_REDIS_URL, AUTHLY_REDIS_RATE_LIMIT/CACHE/SESSION=true) with one shared
+AUTHLY_ISSUER; each load-generator connection goes to the next server's port, round robin,
+and a row's req/s is the whole fleet's. The report names the store (the password masked);
+with PostgreSQL or Redis the table gets a ``store CPU`` column (their processes).
+
 Load comes from separate OS processes (multiprocessing; ``--procs`` per scenario, 1 by
 default) running trio. The default client (``--client raw``) is a minimal HTTP/1.1
 keep-alive client on raw trio sockets, which costs a few tens of microseconds per
@@ -74,12 +84,15 @@ Examples:
     .venv/bin/python scripts/bench_core.py --markdown --workers 2 --procs 2
     .venv/bin/python scripts/bench_core.py --scenarios health,jwks --concurrency 1,8,32
     .venv/bin/python scripts/bench_core.py --scenarios jwks,discovery,ceiling,userinfo,oidc_flow
+    .venv/bin/python scripts/bench_core.py --scenarios refresh,client_credentials,introspection \\
+        --database postgresql --instances 3
     .venv/bin/python scripts/bench_core.py --url http://127.0.0.1:8000 \\
         --username admin --password "$AUTHLY_ADMIN_PASSWORD"
 
 The code lives in scripts/benchkit/: core_requests.py and core_code_flow.py (each
 scenario's requests), core_load.py (the load processes), core_run.py (scenarios ->
 table rows), core_server.py (the server, the ceiling app's process, CPU accounting),
+core_fleet.py (the store, Redis and the instances a run starts),
 ceiling_app.py (the bare app), core_report.py (the output). ID-token signing per
 algorithm, without HTTP: scripts/bench_id_tokens.py.
 """
@@ -97,9 +110,10 @@ import benchkit  # noqa: F401  (first: puts the checkout's root on sys.path, for
 
 # isort: split
 from benchkit.common import choice_list, int_list, machine
+from benchkit.core_fleet import Fleet
 from benchkit.core_report import ms, render
 from benchkit.core_run import OAUTH_SCENARIOS, SCENARIOS, Row, plan, run_scenario
-from benchkit.core_server import Ceiling, Server
+from benchkit.core_server import Ceiling
 from benchkit.httpclient import Target
 from tests.support.processes import http_get
 
@@ -126,6 +140,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="serve",
         help="how to start the server: `python -m authly serve` (default) or "
         "`python -m hypercorn -k trio -w N 'authly.app:create_app()'`",
+    )
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="store of a self-started server: SQLite in a temp dir (default), or a "
+        "PostgreSQL server of its own (initdb in a temp dir, a free port; stopped and "
+        "deleted at the end)",
+    )
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="self-started servers (default 1); more than one: all on the one store, "
+        "behind one password-protected redis-server of their own, one issuer, the load "
+        "spread over them round robin",
     )
     p.add_argument("--concurrency", type=int_list(), default=[1, 32], help="levels (default 1,32)")
     p.add_argument(
@@ -155,11 +185,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client", choices=("raw", "httpx"), default="raw")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     opts = p.parse_args(argv)
-    for name in ("requests", "login_requests", "workers", "procs", "bg_login_concurrency"):
+    counts = ("requests", "login_requests", "workers", "procs", "bg_login_concurrency", "instances")
+    for name in counts:
         if getattr(opts, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if opts.max_seconds <= 0 or opts.timeout <= 0:
         p.error("--max-seconds and --timeout must be positive")
+    if opts.url and (opts.database != "sqlite" or opts.instances != 1):
+        p.error("--database and --instances are for a self-started server, not --url")
     if opts.url:
         parts = urlsplit(opts.url)
         if parts.scheme != "http" or not parts.hostname:
@@ -174,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     machine_info = machine()
     started = datetime.now(UTC)
     extra: list[str] = []
-    server: Server | None = None
+    server: Fleet | None = None
     if opts.url:
         status, body = http_get(opts.target.host, opts.target.port, "/health")
         if status != 200:
@@ -195,8 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         opts.client_secret = ""
     else:
         with_clients = any(s in OAUTH_SCENARIOS for s in opts.scenarios)
-        server = Server(opts.workers, opts.host, opts.launcher, with_clients)
+        server = Fleet(
+            opts.workers,
+            opts.host,
+            opts.launcher,
+            with_clients,
+            database=opts.database,
+            instances=opts.instances,
+        )
         opts.target = server.target
+        opts.targets = server.targets
         opts.username, opts.password = server.username, server.password
         opts.client_secret = server.client_secret
     ceiling = Ceiling(opts.host) if "ceiling" in opts.scenarios else None
@@ -205,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         if server:
-            print(f"bench: starting {shlex.join(server.command())}", file=sys.stderr)
+            for line in server.commands():
+                print(f"bench: starting {line}", file=sys.stderr)
             server.run()
+            print(f"bench: store {server.label()}", file=sys.stderr)
         if ceiling:
             print(f"bench: starting the ceiling: {shlex.join(ceiling.argv)}", file=sys.stderr)
             ceiling.run(opts.target)
@@ -221,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             rows += new
-            if server and server.proc and server.proc.poll() is not None:
-                extra.append(f"the server exited with {server.proc.returncode} during {title}")
+            gone = server.exited() if server else None
+            if gone:
+                extra.append(f"{gone} during {title}")
                 break
     except KeyboardInterrupt:
         interrupted = True

@@ -73,6 +73,9 @@ class Job:
     follower: bool = False  # stop as soon as the scenario's stop event is set
     leader: bool = False  # set the scenario's stop event when done
     client_secret: str = ""  # bench-svc's (client_credentials, introspection)
+    # Several servers (bench_core --instances): worker i connects to targets[i % len];
+    # empty: every worker connects to ``target``.
+    targets: tuple[Target, ...] = ()
 
 
 @dataclass
@@ -161,21 +164,25 @@ async def run_job(job: Job, barrier: Any, stop_event: Any) -> ProcResult:
     result = ProcResult()
     async with contextlib.AsyncExitStack() as stack:
         clients: list[Client]
+        targets = job.targets or (job.target,)
         if job.client == "httpx":
             import httpx
 
-            shared = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=job.target.base_url,
-                    timeout=job.timeout,
-                    limits=httpx.Limits(
-                        max_connections=job.workers, max_keepalive_connections=job.workers
-                    ),
+            shared = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=target.base_url,
+                        timeout=job.timeout,
+                        limits=httpx.Limits(
+                            max_connections=job.workers, max_keepalive_connections=job.workers
+                        ),
+                    )
                 )
-            )
-            clients = [HttpxClient(shared) for _ in range(job.workers)]
+                for target in targets
+            ]
+            clients = [HttpxClient(shared[i % len(shared)]) for i in range(job.workers)]
         else:
-            clients = [RawClient(job.target) for _ in range(job.workers)]
+            clients = [RawClient(targets[i % len(targets)]) for i in range(job.workers)]
             for c in clients:
                 stack.push_async_callback(c.aclose)
         tokens: list[list[str | None]] = [[None] for _ in clients]

@@ -9,8 +9,9 @@ import sys
 from datetime import datetime
 
 from benchkit.common import table
+from benchkit.core_fleet import Fleet
 from benchkit.core_run import CEILING_DOCS, Row
-from benchkit.core_server import TOKEN_RATE_LIMIT, Ceiling, Server
+from benchkit.core_server import TOKEN_RATE_LIMIT, Ceiling
 
 CEILING_TARGET = 0.90  # DESIGN.md: static documents keep >= 90 % of the bare app's req/s
 
@@ -38,8 +39,11 @@ HEADERS = (
 )
 
 
-def _cells(row: Row) -> list[str]:
-    return [
+STORE_CPU = "store CPU"  # a column only when PostgreSQL or Redis ran (after server CPU)
+
+
+def _cells(row: Row, with_store: bool = False) -> list[str]:
+    cells = [
         row.label,
         str(row.concurrency),
         str(row.requests),
@@ -52,6 +56,9 @@ def _cells(row: Row) -> list[str]:
         "-" if row.server_cost is None else f"{row.server_cost * 1e6:.0f}",
         pct(row.other_cpu),
     ]
+    if with_store:
+        cells.insert(HEADERS.index("server CPU") + 1, pct(row.store_cpu))
+    return cells
 
 
 def _summary_notes(rows: list[Row]) -> list[str]:
@@ -86,13 +93,17 @@ def _summary_notes(rows: list[Row]) -> list[str]:
 def render(
     rows: list[Row],
     opts: argparse.Namespace,
-    server: Server | None,
+    server: Fleet | None,
     machine: dict[str, str],
     started: datetime,
     extra: list[str],
     ceiling: Ceiling | None = None,
 ) -> str:
-    lines = table(HEADERS, [_cells(r) for r in rows], opts.markdown)
+    with_store = any(r.store_cpu is not None for r in rows)
+    headers = list(HEADERS)
+    if with_store:
+        headers.insert(headers.index("server CPU") + 1, STORE_CPU)
+    lines = table(headers, [_cells(r, with_store) for r in rows], opts.markdown)
     client = (
         "raw trio-socket HTTP/1.1 client" if opts.client == "raw" else "httpx.AsyncClient on trio"
     )
@@ -108,19 +119,26 @@ def render(
             if server.launcher == "serve"
             else f"python -m hypercorn -k trio -w {server.workers} 'authly.app:create_app()'"
         )
+        count = f" x {server.instances} instances" if server.instances > 1 else ""
         setup.append(
-            f"server: self-started `{how}` "
-            f"(authly {server.version}), SQLite in a temp dir, AUTHLY_LOGIN_RATE_LIMIT=1000000, "
+            f"server: self-started `{how}`{count} "
+            f"(authly {server.version}), AUTHLY_LOGIN_RATE_LIMIT=1000000, "
             f"AUTHLY_TOKEN_RATE_LIMIT={TOKEN_RATE_LIMIT}, "
             f"AUTHLY_LOG_LEVEL=WARNING; AUTHLY_* inherited from the environment: {inherited}"
         )
+        setup.append(f"store: {server.describe_store()}")
+        fleet = server.describe_fleet()
+        if fleet:
+            setup.append(f"deployment: {fleet}")
     else:
         setup.append(f"server: {opts.url} (not started by this script; server CPU not measured)")
     setup.append(
         "req/s counts 2xx answers; p50/p99 over 2xx answers; errors = non-2xx, timeouts, "
         "connection errors, unusable bodies (set-up included); CPU = share of one core "
         "(client: all load processes; server: its whole process tree; other: the rest "
-        f"of the machine, out of {machine['nproc']} cores: other people's load = noise); "
+        f"of the machine, out of {machine['nproc']} cores: other people's load = noise"
+        + ("; store: the PostgreSQL server's and redis-server's processes" if with_store else "")
+        + "); "
         "server µs/req = server CPU time per 2xx answer (steadier than req/s when "
         "other load takes cores)"
     )
@@ -159,7 +177,8 @@ def render(
         out.append(
             f"**Machine:** {machine['nproc']} CPUs ({machine['cpu']}), {machine['os']}, "
             f"Python {machine['python']} · **Date:** {started:%Y-%m-%d %H:%M} UTC · "
-            f"**Command:** `{shlex.join(sys.orig_argv)}`"
+            + (f"**Store:** {server.label()} · " if server else "")
+            + f"**Command:** `{shlex.join(sys.orig_argv)}`"
         )
         out.append("")
         out += [f"- {s}" for s in setup]

@@ -18,6 +18,7 @@ from typing import Protocol
 from benchkit.common import percentile
 from benchkit.core_load import SETUP_SECONDS, Job, ProcResult, child_main
 from benchkit.core_server import machine_busy_seconds
+from benchkit.httpclient import Target
 
 # Scenarios whose clients only a self-started server has (registered before it starts).
 OAUTH_SCENARIOS = ("client_credentials", "introspection", "code_flow", "userinfo", "oidc_flow")
@@ -57,6 +58,13 @@ class CpuMeter(Protocol):
     def cpu_seconds(self) -> float | None: ...
 
 
+def store_cpu_seconds(server: CpuMeter | None) -> float | None:
+    """CPU of the processes the server's store and Redis run in (a Fleet with PostgreSQL
+    or Redis; None otherwise)."""
+    meter = getattr(server, "store_cpu_seconds", None)
+    return meter() if meter is not None else None
+
+
 @dataclass
 class Row:
     label: str
@@ -76,6 +84,8 @@ class Row:
     # Server CPU per 2xx answer (s), when the scenario has one group: steadier than req/s
     # on a busy machine (it does not count the time the server waits for a core).
     server_cost: float | None = None
+    # PostgreSQL and Redis of a self-started fleet, share of one core (None: neither).
+    store_cpu: float | None = None
 
     @property
     def rps(self) -> float:
@@ -141,6 +151,10 @@ def jobs_of(gi: int, group: Group, opts: argparse.Namespace) -> list[tuple[int, 
     workers = split(group.concurrency, procs)
     counts = [round(group.requests * w / group.concurrency) for w in workers]
     counts[-1] = group.requests - sum(counts[:-1])
+    # Several servers: the group's connections go to them round robin, across processes
+    # too (each job's list starts where the previous job's workers stopped).
+    targets: tuple[Target, ...] = () if group.ceiling else tuple(getattr(opts, "targets", ()))
+    firsts = [sum(workers[:i]) for i in range(len(workers))]
     return [
         (
             gi,
@@ -158,10 +172,19 @@ def jobs_of(gi: int, group: Group, opts: argparse.Namespace) -> list[tuple[int, 
                 follower=group.follower,
                 leader=group.leader,
                 client_secret=opts.client_secret,
+                targets=rotated(targets, first),
             ),
         )
-        for w, n in zip(workers, counts, strict=True)
+        for w, n, first in zip(workers, counts, firsts, strict=True)
     ]
+
+
+def rotated(targets: tuple[Target, ...], first: int) -> tuple[Target, ...]:
+    """``targets`` starting at index ``first`` (modulo its length); () stays ()."""
+    if len(targets) < 2:
+        return ()
+    k = first % len(targets)
+    return targets[k:] + targets[:k]
 
 
 def run_scenario(
@@ -184,6 +207,7 @@ def run_scenario(
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(SETUP_SECONDS + 30)
         srv0 = server.cpu_seconds() if server else None
+        store0 = store_cpu_seconds(server)
         busy0 = machine_busy_seconds()
         t0 = time.monotonic()
         limit = t0 + opts.max_seconds + 2 * opts.timeout + 35
@@ -194,6 +218,7 @@ def run_scenario(
                 break
             results[index] = result
         srv1 = server.cpu_seconds() if server else None
+        store1 = store_cpu_seconds(server)
         busy1 = machine_busy_seconds()
         t1 = time.monotonic()
     finally:
@@ -203,17 +228,20 @@ def run_scenario(
                 p.terminate()
                 p.join(5)
     server_cpu = srv1 - srv0 if srv0 is not None and srv1 is not None else None
+    store_cpu = store1 - store0 if store0 is not None and store1 is not None else None
     # Everything else the machine did meanwhile (other people's work = noise).
     other_cpu = None
     if server_cpu is not None and busy0 is not None and busy1 is not None and t1 > t0:
         clients = sum(r.cpu_seconds for r in results.values())
-        other_cpu = max(0.0, (busy1 - busy0) - server_cpu - clients) / (t1 - t0)
+        other_cpu = max(0.0, (busy1 - busy0) - server_cpu - (store_cpu or 0.0) - clients)
+        other_cpu /= t1 - t0
     server_share = server_cpu / (t1 - t0) if server_cpu is not None and t1 > t0 else None
+    store_share = store_cpu / (t1 - t0) if store_cpu is not None and t1 > t0 else None
     rows = []
     for gi, group in enumerate(groups):
         mine = [i for i, (g, _) in enumerate(jobs) if g == gi]
         row = row_of(group, {i: results.get(i) for i in mine}, opts)
-        row.server_cpu, row.other_cpu = server_share, other_cpu
+        row.server_cpu, row.other_cpu, row.store_cpu = server_share, other_cpu, store_share
         if server_cpu is not None and len(groups) == 1 and row.ok:
             row.server_cost = server_cpu / row.ok
         rows.append(row)

@@ -108,22 +108,46 @@ class Measured(ServerProcess):
 
 
 class Server(Measured, ScriptServer):
-    """The benchmarked server, in a temporary directory removed by ``cleanup``."""
+    """The benchmarked server, in a temporary directory removed by ``cleanup``.
 
-    def __init__(self, workers: int, host: str, launcher: str, with_clients: bool = False) -> None:
+    By default its store is SQLite in that directory and its issuer its own URL;
+    ``settings`` (AUTHLY_* variables) win over those and over the inherited ones: the
+    instances of a fleet (core_fleet.py) share a store, an issuer and Redis that way, and
+    ``password`` (the admin's) and ``client_secret`` (bench-svc's)."""
+
+    def __init__(
+        self,
+        workers: int,
+        host: str,
+        launcher: str,
+        with_clients: bool = False,
+        *,
+        settings: dict[str, str] | None = None,
+        password: str | None = None,
+        client_secret: str | None = None,
+    ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="authly-bench-")
-        settings = {
+        base = {
             "AUTHLY_LOGIN_RATE_LIMIT": "1000000",
             "AUTHLY_TOKEN_RATE_LIMIT": TOKEN_RATE_LIMIT,
             "AUTHLY_LOG_LEVEL": "WARNING",
         }
+        if password is not None:
+            base["AUTHLY_ADMIN_PASSWORD"] = password
         super().__init__(
-            Path(self._tmp.name), "bench", settings=settings, inherit_authly=True, host=host
+            Path(self._tmp.name),
+            "bench",
+            settings=base | (settings or {}),
+            inherit_authly=True,
+            host=host,
         )
+        if password is not None:
+            self.password = password
+        self.store = self.env["AUTHLY_DATABASE_URL"]  # sqlite:///... or postgresql://...
         self.workers = workers
         self.launcher = launcher
         self.with_clients = with_clients  # register bench-svc, -spa and -rp before start
-        self.client_secret = secrets.token_urlsafe(32)
+        self.client_secret = client_secret or secrets.token_urlsafe(32)
         self.version = "?"
         self.inherited = sorted(
             k
@@ -140,10 +164,12 @@ class Server(Measured, ScriptServer):
         return serve_argv(self.port, "--workers", str(self.workers), host=self.host)
 
     def register_clients(self) -> None:
-        """Create the schema and the OAuth scenarios' clients in the server's SQLite file
-        (the server migrates it again at start: nothing left to do)."""
+        """Create the schema and the OAuth scenarios' clients in the server's store (its
+        SQLite file or PostgreSQL database; the server migrates it again at start:
+        nothing left to do)."""
+        store = self.store  # register_client takes either URL
         register_client(
-            self.db_path,
+            store,
             SERVICE_CLIENT_ID,
             secret=self.client_secret,
             auth_method="client_secret_basic",
@@ -151,14 +177,14 @@ class Server(Measured, ScriptServer):
             scopes=tuple(SPA_SCOPE.split()),
         )
         register_client(
-            self.db_path,
+            store,
             SPA_CLIENT_ID,
             redirect_uris=(SPA_REDIRECT_URI,),
             scopes=tuple(SPA_SCOPE.split()),
             first_party=True,
         )
         register_client(
-            self.db_path,
+            store,
             RP_CLIENT_ID,
             redirect_uris=(SPA_REDIRECT_URI,),
             grant_types=("authorization_code", "refresh_token", "password"),
@@ -171,6 +197,10 @@ class Server(Measured, ScriptServer):
         if self.with_clients:
             self.register_clients()
         self.start()
+        self.run_started()
+
+    def run_started(self) -> None:
+        """Wait until it (started) is healthy; SystemExit when it does not get there."""
         try:
             health = self.wait_healthy(timeout=60.0)
         except ServerError as exc:
