@@ -8,12 +8,12 @@ see .ci/run).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import trio
 
-from tests.support.processes import REDIS_SERVER, RedisProcess
+from tests.support.processes import REDIS_SERVER, RedisProcess, RedisTls
 
 requires_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed")
 
@@ -22,8 +22,15 @@ class RedisServer(RedisProcess):
     """A RedisProcess that does not outlive ``nursery``: killed when it is cancelled (the
     ``nursery`` fixture is, at the end of the test), whether or not the test stopped it."""
 
-    def __init__(self, nursery: trio.Nursery, *, password: str | None = None) -> None:
-        super().__init__(password=password)
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        password: str | None = None,
+        tls: RedisTls | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__(password=password, tls=tls, extra_args=extra_args)
         nursery.start_soon(self._close_when_cancelled)
 
     async def _close_when_cancelled(self) -> None:

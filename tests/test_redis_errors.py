@@ -12,6 +12,7 @@ import pytest
 from authly.factory import create_app
 from tests.conftest import services_of
 from tests.redis_server import RedisServer
+from tests.redis_tls import ACL_PASSWORD, ACL_RULES, tls_acl_server, tls_url
 from tests.supervisor_helpers import (
     FALLBACKS,
     lines_with,
@@ -20,6 +21,7 @@ from tests.supervisor_helpers import (
     sample,
     wait_all,
 )
+from tests.support.certs import make_pki
 
 pytestmark = pytest.mark.redis
 
@@ -118,3 +120,75 @@ async def test_probe_errors_while_down_are_logged_once_per_change(tmp_path, nurs
         assert sample(text, "authly_redis_failures_total", seen_by="health_probe") >= 8
     assert_never_shown(caplog, health, WRONG, RIGHT)
     await server.stop()
+
+
+# --- TLS and ACL (issue 11, item 3): the server is TLS-only, asks for client certificates
+# and knows the least-privilege user of docs/redis.md (tests/redis_tls.py).
+
+NO_EVALSHA = ACL_RULES.replace(" +evalsha", "")  # the ACL line without one needed command
+NOPERM_EVALSHA = "NOPERM this user has no permissions to run the 'evalsha' command"
+
+
+async def _startup_error(tmp_path, url: str, caplog) -> tuple[str, dict]:
+    """The start-up WARNING's reason and /health for an app pointed at ``url``."""
+    app = create_app(redis_settings(tmp_path, url, connect_timeout=5))
+    async with app.test_app() as test_app:
+        health = await health_of(test_app)
+        assert [s.backend_name for s in services_of(test_app).slots()] == FALLBACKS
+    (line,) = lines_with(caplog, FALLBACK)
+    assert line.startswith(f"{FALLBACK}: ")
+    assert health["status"] == "degraded"
+    assert health["redis"]["available"] is False
+    assert ISO.match(health["redis"]["last_error"]["time"])
+    return line.removeprefix(f"{FALLBACK}: "), health
+
+
+async def test_tls_acl_user_wrong_password(tmp_path, nursery, caplog):
+    caplog.set_level(logging.INFO)
+    server, pki = tls_acl_server(nursery, tmp_path / "pki")
+    await server.start()
+    url = tls_url(server, ca=pki.ca_cert, client=pki, password=WRONG)
+    reason, health = await _startup_error(tmp_path, url, caplog)
+    assert reason == health["redis"]["last_error"]["error"] == WRONGPASS
+    assert_never_shown(caplog, health, WRONG, ACL_PASSWORD)
+
+
+async def test_tls_acl_user_missing_a_permission(tmp_path, nursery, caplog):
+    caplog.set_level(logging.INFO)
+    server, pki = tls_acl_server(nursery, tmp_path / "pki", rules=NO_EVALSHA)
+    await server.start()
+    url = tls_url(server, ca=pki.ca_cert, client=pki)  # PING passes, the heartbeat does not
+    reason, health = await _startup_error(tmp_path, url, caplog)
+    assert reason == health["redis"]["last_error"]["error"] == NOPERM_EVALSHA
+    assert_never_shown(caplog, health, ACL_PASSWORD)
+
+
+async def test_tls_untrusted_server_certificate(tmp_path, nursery, caplog):
+    caplog.set_level(logging.INFO)
+    server, pki = tls_acl_server(nursery, tmp_path / "pki")
+    await server.start()
+    rogue = make_pki(tmp_path / "rogue", name="rogue")  # a CA that did not sign the server's
+    url = tls_url(server, ca=rogue.ca_cert, client=pki)
+    reason, health = await _startup_error(tmp_path, url, caplog)
+    assert reason == health["redis"]["last_error"]["error"]
+    assert reason.startswith(
+        f"ConnectionError: Error 1 connecting to 127.0.0.1:{server.port}. "
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    ), reason
+    assert_never_shown(caplog, health, ACL_PASSWORD)
+
+
+async def test_tls_without_the_client_certificate_the_server_asks_for(tmp_path, nursery, caplog):
+    caplog.set_level(logging.INFO)
+    server, pki = tls_acl_server(nursery, tmp_path / "pki")
+    await server.start()
+    url = tls_url(server, ca=pki.ca_cert, client=None)  # trusted server, no client certificate
+    reason, health = await _startup_error(tmp_path, url, caplog)
+    assert reason == health["redis"]["last_error"]["error"]
+    # TLS 1.3: the handshake completes on the client's side; the server then refuses and
+    # closes, so the client reads a reset (or, if it was quick enough, the TLS alert).
+    assert reason.startswith("ConnectionError: "), reason
+    assert any(
+        text in reason for text in ("Connection reset by peer", "certificate required", "closed")
+    ), reason
+    assert_never_shown(caplog, health, ACL_PASSWORD)

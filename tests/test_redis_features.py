@@ -57,7 +57,7 @@ async def test_cache_session_and_rate_limit_live_in_redis(tmp_path, redis_server
             await login(client, password="wrong-password")
         assert await redis.execute("ZCARD", "authly:rl:login:user:admin") == 2
         metrics = (await (await client.get("/metrics")).get_data()).decode()
-        assert 'authly_redis_operations_total{operation="EVALSHA"}' in metrics
+        assert 'authly_redis_operations_total{operation="evalsha"}' in metrics
         assert "authly_redis_connections_active" in metrics
         assert services_of(test_app).supervisor.instances_seen == 1
 

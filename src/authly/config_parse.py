@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from authly.redis.url import RedisUrl, RedisUrlError, parse_redis_url
-from authly.store.urls import check_postgresql_url
+from authly.redis.url import RedisUrl, RedisUrlError, check_tls_files, parse_redis_url
+from authly.store.urls import check_postgresql_url, masked_database_url
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 
 
 def parse_bool(text: str) -> bool:
@@ -84,6 +87,7 @@ def parse_password(text: str) -> str:
 def parse_redis_url_setting(text: str) -> RedisUrl:
     try:
         url = parse_redis_url(text)
+        check_tls_files(url)
     except RedisUrlError as exc:
         raise ValueError(str(exc)) from None
     if url.is_cluster:
@@ -98,6 +102,34 @@ def parse_log_level(text: str) -> str:
     if level not in _LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
     return level
+
+
+def parse_log_format(text: str) -> str:
+    fmt = text.strip().lower()
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return fmt
+
+
+def parse_log_file(text: str) -> str:
+    """An absolute path Authly can append to: the file, if it exists, is writable and
+    not a directory; otherwise its directory exists and files can be created there.
+    (Opening it at start-up checks again: ``authly.core.logs``.)"""
+    path = text.strip()
+    if "\x00" in path:
+        raise ValueError("must be a file path (it contains a NUL byte)")
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a file")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{path} is not writable")
+    elif not os.path.isdir(parent):
+        raise ValueError(f"directory {parent} does not exist")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create {path}: directory {parent} is not writable")
+    return path
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -116,3 +148,61 @@ def default_hash_concurrency() -> int:
 
 def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+UNSET = "(unset)"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One AUTHLY_* variable.
+
+    ``field`` is the Settings attribute it fills (``redis.<name>`` for RedisSettings).
+    ``default`` is the default as environment text (parsed by ``parse``), or None for
+    unset; ``compute`` instead derives the default from the settings read before it, and
+    ``default_doc`` says in words what that default is. ``example`` is the value the
+    example env file shows, commented out, for a setting without a fixed default.
+    """
+
+    name: str
+    field: str
+    parse: Callable[[str], Any]
+    default: str | None
+    doc: str
+    secret: bool = False
+    compute: Callable[[Mapping[str, Any]], Any] | None = None
+    default_doc: str | None = None
+    example: str = ""
+
+    def default_value(self, earlier: Mapping[str, Any]) -> Any:
+        """The value when the variable is unset or blank; ``earlier`` maps the fields
+        of the settings before this one to their values."""
+        if self.compute is not None:
+            return self.compute(earlier)
+        return None if self.default is None else self.parse(self.default)
+
+    def shown_default(self) -> str:
+        """The default as the documentation tables show it (without backticks)."""
+        if self.default_doc is not None:
+            return self.default_doc
+        if self.default is None:
+            return "unset"
+        return self.default or "empty"
+
+    def show(self, value: Any) -> str:
+        """A value as printable text (``authly check-config``); secrets masked."""
+        if value is None:
+            return UNSET
+        if self.secret:
+            return "***"
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, RedisUrl):
+            return value.masked()
+        if isinstance(value, str) and "://" in value:
+            return masked_database_url(value)
+        if isinstance(value, tuple):
+            return ",".join(str(item) for item in value)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)

@@ -366,15 +366,15 @@ async def test_rate_limiter_slot_refund_reaches_the_backend(now):
 
 
 async def test_cache_slot_counts_hits_and_misses(cache):
-    lookups: list[bool] = []
-    slot = CacheSlot(cache, on_lookup=lookups.append)
+    lookups: list[tuple[str, bool, str]] = []
+    slot = CacheSlot(cache, on_lookup=lambda *lookup: lookups.append(lookup))
     assert await slot.get("k") is None
     await slot.set("k", "v", 10)
     assert await slot.get("k") == "v"
     assert await slot.exists("k")
     await slot.delete("k")
     assert not await slot.exists("k")
-    assert lookups == [False, True]
+    assert lookups == [("k", False, "memory"), ("k", True, "memory")]
 
 
 async def test_session_slot_forwards(sessions):

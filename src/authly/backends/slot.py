@@ -233,15 +233,18 @@ class CacheSlot(Slot[Cache, MemoryCache]):
     name = "slot"
 
     def __init__(
-        self, memory: MemoryCache, *, on_lookup: Callable[[bool], None] | None = None
+        self, memory: MemoryCache, *, on_lookup: Callable[[str, bool, str], None] | None = None
     ) -> None:
         super().__init__("cache", memory)
+        # on_lookup(key, hit, backend): backend is "redis" when Redis answered, else
+        # "memory" (the memory cache, or the fallback after a failed Redis call).
         self._on_lookup = on_lookup
 
     async def get(self, key: str) -> str | None:
-        value: str | None = await self._call("get", key)
+        value: str | None
+        value, by_redis = await self._answer("get", key)
         if self._on_lookup is not None:
-            self._on_lookup(value is not None)
+            self._on_lookup(key, value is not None, "redis" if by_redis else self.memory.name)
         return value
 
     async def set(self, key: str, value: str, ttl: float) -> None:

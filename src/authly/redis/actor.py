@@ -19,22 +19,34 @@ failure means (the slots trip their breaker, the supervisor probes). Any other e
 reply to one command becomes ``RedisCommandError`` for that caller only. Cancelling a
 caller abandons its call: the worker skips it or drops its reply, so the connection never
 gets out of step.
+
+Measuring: the actor reports to a ``RedisObserver`` (redis/observer.py) each command
+(lower-case name), each pipeline's size, each reply's send-to-reply time and each failed
+call's kind; ``statistics()`` gives the open and lent connections, read at each scrape.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from typing import Any
 
 import outcome
 import trio
 
-from authly.errors import AuthlyError, BackendUnavailable
-from authly.redis.url import RedisUrl
+from authly.errors import BackendUnavailable
+from authly.redis.errors import (
+    AUTH_REFUSALS,
+    REFUSALS,
+    ConnectionLost,
+    RedisCommandError,
+    error_kind,
+    with_kind,
+)
+from authly.redis.observer import RedisObserver
+from authly.redis.scripts import SCRIPTS, Script, load_script
+from authly.redis.url import RedisUrl, mask_password
 
 log = logging.getLogger("authly.redis")
 
@@ -42,6 +54,7 @@ try:  # the [redis] extra is optional; without it Authly runs on memory backends
     import redis.asyncio as redis_asyncio
     import trio_asyncio
     from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError as RedisAuthenticationError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import NoScriptError, RedisError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -53,41 +66,6 @@ except ImportError:  # pragma: no cover - exercised by the "dependency missing" 
 
 MAX_BATCH = 512
 QUEUE_SIZE = 65_536
-SCRIPTS = (
-    "sliding_window",
-    "merge_window",
-    "session_set",
-    "session_add",
-    "session_take",
-    "heartbeat",
-)
-# Error replies that mean "Redis will not serve us now", not "this command is wrong".
-REFUSALS = frozenset(
-    {"WRONGPASS", "NOAUTH", "NOPERM", "LOADING", "MASTERDOWN", "READONLY", "MISCONF", "OOM", "BUSY"}
-)
-
-
-class RedisCommandError(AuthlyError):
-    """Raised when Redis answered one command with an error reply."""
-
-
-class ConnectionLost(BackendUnavailable):
-    """The connection failed (closed, refused, AUTH or TLS refused at connect); the actor
-    has dropped every pooled connection, so the next call starts on a fresh one."""
-
-
-@dataclass(frozen=True)
-class Script:
-    name: str
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())  # noqa: S324
-
-
-def load_script(name: str) -> Script:
-    return Script(name, resources.files("authly.redis").joinpath(f"lua/{name}.lua").read_text())
 
 
 class _Call:
@@ -109,10 +87,11 @@ class _Call:
 @dataclass(frozen=True)
 class ActorStatistics:
     queued: int
-    connections: int
+    connections: int  # open (connected) connections, idle or lent
     calls: int
     batches: int
     failures: int
+    in_use: int = 0  # connections lent to a pipeline right now
 
 
 class RedisActor:
@@ -127,6 +106,7 @@ class RedisActor:
         keepalive: bool = True,
         op_timeout: float = 0.25,
         on_command: Callable[[str], None] | None = None,
+        observer: RedisObserver | None = None,
     ) -> None:
         if not REDIS_AVAILABLE:
             raise BackendUnavailable("Redis dependency not available")
@@ -137,11 +117,13 @@ class RedisActor:
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self.op_timeout = op_timeout
-        self.on_command = on_command
+        self.on_command = on_command  # called with each command's lower-case name
+        self.observer = observer if observer is not None else RedisObserver()
         self.scripts = {name: load_script(name) for name in SCRIPTS}
         self._send, self._receive = trio.open_memory_channel[_Call](QUEUE_SIZE)
         self._client: Any = None
         self._calls = self._batches = self._failures = 0
+        self._in_use = 0
 
     # ---- caller side -------------------------------------------------------------
 
@@ -161,8 +143,10 @@ class RedisActor:
         try:
             self._send.send_nowait(call)
         except trio.WouldBlock:
+            self.observer.error("overload")
             raise self._fail(BackendUnavailable("Redis request queue is full")) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self.observer.error("other")
             raise BackendUnavailable("Redis client is not running") from None
         self._calls += 1
         deadline = self.op_timeout if timeout is None else timeout
@@ -173,12 +157,13 @@ class RedisActor:
                 if call.result is None:
                     call.abandoned = True
         if call.result is None:
+            self.observer.error("timeout")
             message = f"Redis did not answer within {deadline * 1000:.0f} ms"
             raise self._fail(BackendUnavailable(message))
-        if isinstance(call.result, outcome.Error) and isinstance(
-            call.result.error, BackendUnavailable
-        ):
-            self._failures += 1
+        if isinstance(call.result, outcome.Error):
+            self.observer.error(error_kind(call.result.error))
+            if isinstance(call.result.error, BackendUnavailable):
+                self._failures += 1
         return call.result.unwrap()
 
     def _fail(self, error: BackendUnavailable) -> BackendUnavailable:
@@ -202,18 +187,23 @@ class RedisActor:
         return mask_password(text, self.url.password)
 
     def statistics(self) -> ActorStatistics:
+        """Read at each scrape: ``connections`` counts the pool's connections that are
+        open right now (after a failure the pool keeps disconnected ones: not counted)."""
         connections = 0
         pool = getattr(self._client, "connection_pool", None)
         if pool is not None:
-            connections = len(getattr(pool, "_available_connections", ())) + len(
-                getattr(pool, "_in_use_connections", ())
-            )
+            pooled = [
+                *getattr(pool, "_available_connections", ()),
+                *getattr(pool, "_in_use_connections", ()),
+            ]
+            connections = sum(1 for c in pooled if getattr(c, "is_connected", False))
         return ActorStatistics(
             queued=self._receive.statistics().current_buffer_used,
             connections=connections,
             calls=self._calls,
             batches=self._batches,
             failures=self._failures,
+            in_use=self._in_use,
         )
 
     # ---- actor side ----------------------------------------------------------------
@@ -235,9 +225,9 @@ class RedisActor:
             "max_connections": self.pool_size,
             "decode_responses": True,
             "health_check_interval": 0,
+            "driver_info": None,  # no CLIENT SETINFO: one round trip less, no ACL need
+            **u.ssl_kwargs(),  # rediss://: CA, client certificate (redis/url.py)
         }
-        if u.tls:
-            kwargs.update(ssl=True, ssl_ca_certs=u.ssl_ca_certs, ssl_cert_reqs=u.ssl_cert_reqs)
         return redis_asyncio.Redis(**kwargs)
 
     async def run(
@@ -332,8 +322,10 @@ class RedisActor:
         if not isinstance(reply, Exception):
             return outcome.Value(reply)
         text = self.describe(reply) if getattr(reply, "status_code", None) else str(reply)
-        if text.split(" ", 1)[0] in REFUSALS:
-            return outcome.Error(BackendUnavailable(text))
+        code = text.split(" ", 1)[0]
+        if code in REFUSALS:
+            kind = "auth" if code in AUTH_REFUSALS else "unavailable"
+            return outcome.Error(with_kind(BackendUnavailable(text), kind))
         return outcome.Error(RedisCommandError(mask_password(text, self.url.password)))
 
     async def _drop_connections(self) -> None:
@@ -341,44 +333,52 @@ class RedisActor:
             await trio_asyncio.aio_as_trio(self._client.connection_pool.disconnect)()
 
     async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        if self.on_command is not None:
-            for args in commands:
-                self.on_command(str(args[0]).upper())
+        operations = [str(args[0]).lower() for args in commands]
+        observer = self.observer
+        observer.pipeline(len(operations))
+        for operation in operations:
+            observer.command(operation)
+            if self.on_command is not None:
+                self.on_command(operation)
         pipe = self._client.pipeline(transaction=False)
         for args in commands:
             pipe.execute_command(*args)
         # Long enough to connect; callers give up at their own (shorter) deadline anyway.
         deadline = self.connect_timeout + self.op_timeout
+        self._in_use += 1  # the pipeline holds one connection while it runs
         try:
             with trio.fail_after(deadline):
+                sent = trio.current_time()
                 result: list[Any] = await trio_asyncio.aio_as_trio(pipe.execute)(
                     raise_on_error=False
                 )
+                observer.replied(operations, trio.current_time() - sent)
                 return result
         except trio.TooSlowError:
             message = f"Redis did not answer within {deadline * 1000:.0f} ms"
-            raise BackendUnavailable(message) from None
+            raise with_kind(BackendUnavailable(message), "timeout") from None
         except (RedisConnectionError, OSError) as exc:
             # The server went away (or refused us at connect: AUTH, TLS): every pooled
             # connection is suspect (after a restart each would fail once more), so drop
             # them all and reconnect on next use.
             await self._drop_connections()
-            raise ConnectionLost(self.describe(exc)) from None
+            text = self.describe(exc)
+            auth = isinstance(exc, RedisAuthenticationError) or (
+                text.split(" ", 1)[0] in AUTH_REFUSALS
+            )
+            raise with_kind(ConnectionLost(text), "auth" if auth else "connection") from None
         except RedisTimeoutError as exc:
-            raise BackendUnavailable(self.describe(exc)) from None
+            raise with_kind(BackendUnavailable(self.describe(exc)), "timeout") from None
         except ResponseError as exc:  # pragma: no cover - replies carry errors per command
             raise RedisCommandError(self.describe(exc)) from None
         except RedisError as exc:
             raise BackendUnavailable(self.describe(exc)) from None
+        finally:
+            self._in_use -= 1
 
 
 def redis_dependency_available() -> bool:
     return REDIS_AVAILABLE
-
-
-def mask_password(text: str, password: str | None) -> str:
-    """``text`` with the password (if any, and if it appears) replaced by ``***``."""
-    return text.replace(password, "***") if password else text
 
 
 __all__ = [
@@ -386,6 +386,9 @@ __all__ = [
     "ConnectionLost",
     "RedisActor",
     "RedisCommandError",
+    "RedisObserver",
+    "error_kind",
+    "load_script",
     "mask_password",
     "redis_dependency_available",
 ]

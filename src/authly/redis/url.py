@@ -5,20 +5,30 @@ Accepted forms (DESIGN §3)::
     redis://host:6379/0
     redis://:password@host:6379/0
     redis://user:password@host:6379/0     (ACL; user and password percent-encoded)
-    rediss://host:6380/0?ssl_ca_certs=/path&ssl_cert_reqs=required
+    rediss://host:6380/0?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/c.key
     redis://n1:6379,n2:6379,n3:6379/0     (cluster; parsed, not served yet)
+
+TLS options (``rediss://`` only): ``ssl_ca_certs`` (CA bundle to trust), ``ssl_certfile``
+and ``ssl_keyfile`` (client certificate, for ``tls-auth-clients yes``), ``ssl_cert_reqs``
+(``none``/``optional``/``required``) and ``ssl_check_hostname`` (boolean, default true).
+``check_tls_files`` refuses files that cannot be read (at start-up, config_parse.py).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from authly.errors import AuthlyError
 
 _SSL_CERT_REQS = ("none", "optional", "required")
-_OPTIONS = re.compile(r"\?(?=(?:ssl_ca_certs|ssl_cert_reqs|db)=)")
+_SSL_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_SSL_OPTIONS = (*_SSL_FILES, "ssl_cert_reqs", "ssl_check_hostname")
+_OPTIONS = re.compile(rf"\?(?=(?:{'|'.join(_SSL_OPTIONS)}|db)=)")
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 class RedisUrlError(AuthlyError, ValueError):
@@ -34,6 +44,22 @@ class RedisUrl:
     tls: bool = False
     ssl_ca_certs: str | None = None
     ssl_cert_reqs: str = "required"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    def ssl_kwargs(self) -> dict[str, Any]:
+        """redis-py's TLS arguments for this URL (empty for ``redis://``)."""
+        if not self.tls:
+            return {}
+        return {
+            "ssl": True,
+            "ssl_ca_certs": self.ssl_ca_certs,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_cert_reqs": self.ssl_cert_reqs,
+            "ssl_check_hostname": self.ssl_check_hostname and self.ssl_cert_reqs != "none",
+        }
 
     @property
     def is_cluster(self) -> bool:
@@ -122,15 +148,22 @@ def parse_redis_url(url: str) -> RedisUrl:
             if not value.isdigit():
                 raise RedisUrlError(f"database must be a number, got {value!r}")
             db_text = value
-        elif key in ("ssl_ca_certs", "ssl_cert_reqs"):
+        elif key in _SSL_OPTIONS:
+            if not value:
+                raise RedisUrlError(f"option {key} needs a value")
             options[key] = value
         else:
             raise RedisUrlError(f"unknown option {key!r}")
     cert_reqs = options.get("ssl_cert_reqs", "required").lower()
     if cert_reqs not in _SSL_CERT_REQS:
         raise RedisUrlError(f"ssl_cert_reqs must be one of {', '.join(_SSL_CERT_REQS)}")
+    check_hostname = options.get("ssl_check_hostname", "true").lower()
+    if check_hostname not in _TRUE + _FALSE:
+        raise RedisUrlError("ssl_check_hostname must be true or false")
     if options and not tls:
         raise RedisUrlError("ssl_* options need the rediss:// scheme")
+    if "ssl_keyfile" in options and "ssl_certfile" not in options:
+        raise RedisUrlError("ssl_keyfile needs ssl_certfile (the client certificate)")
     return RedisUrl(
         hosts=hosts,
         db=int(db_text),
@@ -139,4 +172,25 @@ def parse_redis_url(url: str) -> RedisUrl:
         tls=tls,
         ssl_ca_certs=options.get("ssl_ca_certs"),
         ssl_cert_reqs=cert_reqs,
+        ssl_certfile=options.get("ssl_certfile"),
+        ssl_keyfile=options.get("ssl_keyfile"),
+        ssl_check_hostname=check_hostname in _TRUE,
     )
+
+
+def check_tls_files(url: RedisUrl) -> None:
+    """Refuse (RedisUrlError) a TLS file option naming a file this process cannot read:
+    better one line at start-up than a TLS error at every connection attempt."""
+    for name in _SSL_FILES:
+        path = getattr(url, name)
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise RedisUrlError(f"{name} {path!r}: no such file")
+        if not os.access(path, os.R_OK):
+            raise RedisUrlError(f"{name} {path!r}: not readable by this process")
+
+
+def mask_password(text: str, password: str | None) -> str:
+    """``text`` with the password (if any, and if it appears) replaced by ``***``."""
+    return text.replace(password, "***") if password else text
