@@ -36,7 +36,11 @@ class EnvApp:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._app is None:
-            configure_logging(self._settings.log_level)
+            try:
+                configure_logging(self._settings)
+            except ConfigError as exc:  # the log file could not be opened after all
+                print(f"authly: configuration error: {exc}", file=sys.stderr, flush=True)
+                os._exit(2)
             self._app = create_app(self._settings)
         await self._app(scope, receive, send)
 

@@ -66,6 +66,8 @@ class Settings:
     password_hash_memory_kib: int = _D["password_hash_memory_kib"]
     password_hash_concurrency: int = _D["password_hash_concurrency"]
     log_level: str = _D["log_level"]
+    log_format: str = _D["log_format"]
+    log_file: str | None = _D["log_file"]
     trusted_proxies: tuple[Network, ...] = _D["trusted_proxies"]
     admin_allowed_networks: tuple[Network, ...] = _D["admin_allowed_networks"]
     token_rate_limit: int = _D["token_rate_limit"]
@@ -74,6 +76,11 @@ class Settings:
     authorize_rate_window: int = _D["authorize_rate_window"]
     pending_requests_max: int = _D["pending_requests_max"]
     purge_interval: int = _D["purge_interval"]
+    cache_ttl_jwks: int = _D["cache_ttl_jwks"]
+    cache_ttl_metadata: int = _D["cache_ttl_metadata"]
+    cache_ttl_discovery: int = _D["cache_ttl_discovery"]
+    cache_ttl_profile: int = _D["cache_ttl_profile"]
+    cache_ttl_revocation: int = _D["cache_ttl_revocation"]
     redis: RedisSettings = field(default_factory=RedisSettings)
     # False when AUTHLY_ISSUER was not set and ``issuer`` is this instance's own default:
     # the store's recorded issuer then wins (one issuer per deployment: lifecycle.py).

@@ -6,7 +6,6 @@ their own Settings); ``authly.app`` is the module for ``hypercorn -k trio authly
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
@@ -16,10 +15,12 @@ from quart_trio import QuartTrio
 
 from authly import lifecycle
 from authly.config import Settings
+from authly.core.logs import configure_logging
 from authly.metrics import Metrics
 from authly.web import (
     account,
     admin,
+    admin_backends,  # noqa: F401  (adds the /backends routes to admin.bp)
     admin_keys,  # noqa: F401  (adds the /keys routes to admin.bp)
     admin_users,
     auth,
@@ -28,11 +29,14 @@ from authly.web import (
     logout,
     oauth,
     oidc,
+    status,
     users,
 )
 from authly.web import metrics as metrics_web
 from authly.web.connection_close import shield_final_send
 from authly.web.render import register_error_handlers
+
+__all__ = ["AuthlyApp", "configure_logging", "create_app"]
 
 TRIO_REQUIRED = (
     "authly: Authly runs on Trio; start hypercorn with the trio worker: "
@@ -87,16 +91,10 @@ def create_app(settings: Settings | None = None) -> AuthlyApp:
         logout.bp,
         health.bp,
         metrics_web.bp,
+        status.bp,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     metrics_web.install_request_metrics(app, metrics)
     lifecycle.install(app, settings, metrics)
     return app
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )

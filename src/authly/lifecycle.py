@@ -7,14 +7,17 @@ background-task deadline.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 from quart_trio import QuartTrio
 
 from authly.config import Settings
+from authly.core import operator
 from authly.core.backend_factory import serve_app_backends, stop_serving_app_backends
 from authly.core.heartbeat import StoreHeartbeat
+from authly.core.logs import reopen_on_sighup
 from authly.core.redis_runtime import make_slots, start_redis
 from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
@@ -112,7 +115,7 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
     access = AccessTokens(
         keys, issuer=settings.issuer, audience=settings.issuer, ttl=settings.access_token_ttl
     )
-    profiles = UserProfiles(db, cache)
+    profiles = UserProfiles(db, cache, ttl=settings.cache_ttl_profile)
     login = LoginService(
         db,
         hasher,
@@ -121,10 +124,15 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         max_failures=settings.login_rate_limit,
         window_seconds=settings.login_rate_window,
     )
-    tokens = TokenService(
-        db, access, sessions, RevocationList(db, cache), refresh_ttl=settings.refresh_token_ttl
+    revocations = RevocationList(db, cache, negative_ttl=settings.cache_ttl_revocation)
+    tokens = TokenService(db, access, sessions, revocations, refresh_ttl=settings.refresh_token_ttl)
+    metadata = MetadataDocument(
+        settings.issuer,
+        db,
+        cache,
+        ttl=settings.cache_ttl_metadata,
+        openid_ttl=settings.cache_ttl_discovery,
     )
-    metadata = MetadataDocument(settings.issuer, db, cache)
     id_tokens = IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl)
     backchannel = BackchannelSender(id_tokens, on_result=metrics.count_backchannel_logout)
     # Every way a user's sessions end tells their back-channel clients (RP-initiated
@@ -149,7 +157,7 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         registry=Registry(db, metadata),
         metadata=metadata,
         profiles=profiles,
-        jwks=JwksDocument(keys, cache),
+        jwks=JwksDocument(keys, cache, ttl=settings.cache_ttl_jwks),
         accounts=Accounts(
             db, hasher, profiles, tokens, login, on_sessions_ended=notifier.sessions_ended
         ),
@@ -164,11 +172,21 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
             db, interval=settings.purge_interval, on_purged=metrics.count_purged
         )
         services.owned_scopes.append(await app.nursery.start(services.housekeeper.run))
+    if settings.log_file is not None:  # logrotate: move the file, then SIGHUP (core/logs.py)
+        services.owned_scopes.append(await app.nursery.start(reopen_on_sighup))
     if not settings.redis.uses_redis("rate_limit"):
         # Memory limits divide their budget by the instances alive on the store.
         heartbeat = StoreHeartbeat(db, rate_limit, on_count=metrics.rate_limit_instances.set)
         services.owned_scopes.append(await app.nursery.start(heartbeat.run))
-    runtime = await start_redis(app.nursery, settings.redis, metrics, rate_limit, cache, sessions)
+    runtime = await start_redis(
+        app.nursery,
+        settings.redis,
+        metrics,
+        rate_limit,
+        cache,
+        sessions,
+        read_pins=functools.partial(operator.read_pins, db),
+    )
     serve_app_backends(rate_limit, cache, sessions, runtime)
     services.supervisor = runtime.supervisor
     services.redis_error = runtime.error

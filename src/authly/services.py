@@ -33,7 +33,8 @@ from authly.users.passwords import PasswordHasher
 from authly.users.profiles import UserProfiles
 
 if TYPE_CHECKING:
-    from authly.supervisor import LastError, Supervisor
+    from authly.backends.records import LastError
+    from authly.supervisor import Supervisor
 
 EXTENSION_KEY = "authly"
 

@@ -12,17 +12,19 @@ defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from authly.config_parse import (
+    Setting,
     default_hash_concurrency,
     int_parser,
     parse_bool,
     parse_database_url,
     parse_host,
     parse_issuer,
+    parse_log_file,
+    parse_log_format,
     parse_log_level,
     parse_networks,
     parse_password,
@@ -30,10 +32,6 @@ from authly.config_parse import (
     parse_username,
     url_host,
 )
-from authly.redis.url import RedisUrl
-from authly.store.urls import masked_database_url
-
-UNSET = "(unset)"
 
 
 def _default_issuer(values: Mapping[str, Any]) -> str:
@@ -47,62 +45,8 @@ def _hash_concurrency(values: Mapping[str, Any]) -> int:
 # --- the table ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One AUTHLY_* variable.
-
-    ``field`` is the Settings attribute it fills (``redis.<name>`` for RedisSettings).
-    ``default`` is the default as environment text (parsed by ``parse``), or None for
-    unset; ``compute`` instead derives the default from the settings read before it, and
-    ``default_doc`` says in words what that default is. ``example`` is the value the
-    example env file shows, commented out, for a setting without a fixed default.
-    """
-
-    name: str
-    field: str
-    parse: Callable[[str], Any]
-    default: str | None
-    doc: str
-    secret: bool = False
-    compute: Callable[[Mapping[str, Any]], Any] | None = None
-    default_doc: str | None = None
-    example: str = ""
-
-    def default_value(self, earlier: Mapping[str, Any]) -> Any:
-        """The value when the variable is unset or blank; ``earlier`` maps the fields
-        of the settings before this one to their values."""
-        if self.compute is not None:
-            return self.compute(earlier)
-        return None if self.default is None else self.parse(self.default)
-
-    def shown_default(self) -> str:
-        """The default as the documentation tables show it (without backticks)."""
-        if self.default_doc is not None:
-            return self.default_doc
-        if self.default is None:
-            return "unset"
-        return self.default or "empty"
-
-    def show(self, value: Any) -> str:
-        """A value as printable text (``authly check-config``); secrets masked."""
-        if value is None:
-            return UNSET
-        if self.secret:
-            return "***"
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, RedisUrl):
-            return value.masked()
-        if isinstance(value, str) and "://" in value:
-            return masked_database_url(value)
-        if isinstance(value, tuple):
-            return ",".join(str(item) for item in value)
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
-
 _SECONDS = int_parser(1, 86_400)
+_CACHE_TTL = int_parser(1, 86_400)
 _COUNT = int_parser(1, 10_000_000)
 
 SETTINGS: tuple[Setting, ...] = (
@@ -220,6 +164,22 @@ SETTINGS: tuple[Setting, ...] = (
         "DEBUG, INFO, WARNING or ERROR.",
     ),
     Setting(
+        "AUTHLY_LOG_FORMAT",
+        "log_format",
+        parse_log_format,
+        "text",
+        "text (one line per record) or json (one JSON object per line: time, level,"
+        " logger, message, exception).",
+    ),
+    Setting(
+        "AUTHLY_LOG_FILE",
+        "log_file",
+        parse_log_file,
+        None,
+        "Append logs to this file instead of stderr; reopened on SIGHUP (logrotate).",
+        example="/var/log/authly.log",
+    ),
+    Setting(
         "AUTHLY_TRUSTED_PROXIES",
         "trusted_proxies",
         parse_networks,
@@ -270,6 +230,44 @@ SETTINGS: tuple[Setting, ...] = (
         int_parser(0, 7 * 86_400),
         "300",
         "Seconds between purges of expired codes, token families, revocations (0: never).",
+    ),
+    Setting(
+        "AUTHLY_CACHE_TTL_JWKS",
+        "cache_ttl_jwks",
+        _CACHE_TTL,
+        "300",
+        "Seconds the JWK Set is cached (less when a retired key's publication ends"
+        " sooner); also its Cache-Control max-age.",
+    ),
+    Setting(
+        "AUTHLY_CACHE_TTL_METADATA",
+        "cache_ttl_metadata",
+        _CACHE_TTL,
+        "300",
+        "Seconds the RFC 8414 server metadata is cached; also its Cache-Control max-age.",
+    ),
+    Setting(
+        "AUTHLY_CACHE_TTL_DISCOVERY",
+        "cache_ttl_discovery",
+        _CACHE_TTL,
+        "300",
+        "Seconds the OpenID discovery document is cached; also its Cache-Control max-age.",
+    ),
+    Setting(
+        "AUTHLY_CACHE_TTL_PROFILE",
+        "cache_ttl_profile",
+        _CACHE_TTL,
+        "60",
+        "Seconds a user profile is cached (a change reaches other instances' memory"
+        " caches within this).",
+    ),
+    Setting(
+        "AUTHLY_CACHE_TTL_REVOCATION",
+        "cache_ttl_revocation",
+        int_parser(1, 3600),
+        "30",
+        "Seconds a 'not revoked' answer is cached (a revocation reaches other"
+        " instances' memory caches within this).",
     ),
     Setting(
         "AUTHLY_REDIS_URL",

@@ -29,12 +29,14 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
 
 from authly.backends.reconcile import REDIS_ERRORS, Reconciler
+from authly.backends.records import LastError, Switch
 from authly.backends.redis import PREFIX, RedisCache, RedisRateLimiter, RedisSessionStore
 from authly.backends.slot import (
     Breaker,
@@ -51,46 +53,17 @@ from authly.redis.actor import ConnectionLost, RedisActor, mask_password
 
 log = logging.getLogger("authly.supervisor")
 
+# Reads the features the operator pinned to their fallback (from the store).
+ReadPins = Callable[[], Awaitable[Iterable[str]]]
+
 MAX_BACKOFF = 1.0
+RECENT_SWITCHES = 20
 FALLBACK_LINE = "Redis connection failed, falling back to memory: %s"
 FEATURE_LOG = {
     "rate_limit": "Using Redis rate limiting backend",
     "cache": "Using Redis caching backend",
     "session": "Using Redis session backend",
 }
-
-
-def iso(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-
-
-@dataclass(frozen=True)
-class Switch:
-    time: float
-    feature: str
-    from_backend: str
-    to_backend: str
-    reason: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "time": iso(self.time),
-            "feature": self.feature,
-            "from": self.from_backend,
-            "to": self.to_backend,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class LastError:
-    """The last failure seen (by a probe or a request), shown in /health."""
-
-    time: float
-    error: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"time": iso(self.time), "error": self.error}
 
 
 class Supervisor:
@@ -104,6 +77,7 @@ class Supervisor:
         sessions: SessionSlot,
         metrics: Metrics,
         good_probes: int = 2,
+        read_pins: ReadPins | None = None,
     ) -> None:
         self.settings = settings
         self.actor = actor
@@ -112,6 +86,8 @@ class Supervisor:
         self.state = "connecting"
         self.instances_seen = 1
         self.last_switch: Switch | None = None
+        self.recent_switches: deque[Switch] = deque(maxlen=RECENT_SWITCHES)  # /status
+        self.last_ping_seconds: float | None = None  # the last PING that was answered
         self.last_error: LastError | None = None
         self.breaker = Breaker()
         self.probes = 0  # probes done so far (``wait_for_probes``)
@@ -122,6 +98,11 @@ class Supervisor:
         self._logged_error: str | None = None  # last error logged while down
         self._logged_alarm: str | None = None  # last false alarm logged while up
         self._rate_limit = rate_limit
+        # Features the operator pinned to their fallback (PUT /api/v1/admin/backends),
+        # read from the store at start-up and at every probe; ``pins_seen`` counts reads.
+        self._read_pins = read_pins
+        self.pinned: frozenset[str] = frozenset()
+        self.pins_seen = 0
         self._managed: list[tuple[Slot[Any, Any], Any]] = []
         for slot, impl in (
             (rate_limit, RedisRateLimiter(actor)),
@@ -142,6 +123,45 @@ class Supervisor:
     def available(self) -> bool:
         return self.state == "up"
 
+    @property
+    def features(self) -> frozenset[str]:
+        """The features configured to use Redis (URL and flag)."""
+        return frozenset(slot.feature for slot, _ in self._managed)
+
+    def _active(self) -> list[tuple[Slot[Any, Any], Any]]:
+        """The managed slots the operator has not pinned to their fallback."""
+        return [(slot, impl) for slot, impl in self._managed if slot.feature not in self.pinned]
+
+    async def _follow_operator(self) -> None:
+        """Apply the operator's pins (read from the store): a newly pinned feature moves
+        to its fallback now (reason ``operator``), carrying its state; a released one
+        goes back to Redis with the usual carry-over (or at recovery, if Redis is down).
+        A store that cannot be read keeps the pins last seen."""
+        if self._read_pins is None:
+            return
+        try:
+            wanted = frozenset(await self._read_pins()) & self.features
+        except StoreError as exc:
+            log.warning("cannot read the operator's backend choice, keeping it: %s", exc)
+            return
+        self.pins_seen += 1
+        if wanted == self.pinned:
+            return
+        pinned, released = wanted - self.pinned, self.pinned - wanted
+        self.pinned = wanted
+        for feature in self.features:
+            self.metrics.backend_pinned.labels(feature).set(1 if feature in wanted else 0)
+        self.reconciler.enabled = self.features - wanted
+        for slot, _ in self._managed:
+            if slot.feature in pinned and slot.current is not slot.memory:
+                await self._hand_back(slot.feature)
+                self._switch(slot, slot.memory, "operator")
+                await self._hand_back(slot.feature)  # what was written in between
+        if released and self.state == "up":
+            error = await self._promote("operator")
+            if error is not None:
+                self._go_down(f"health probe failed: {error}", error)
+
     async def wait_for_probes(self, count: int) -> None:
         """Return once ``count`` probes have been done in all (for tests and scripts)."""
         while self.probes < count:
@@ -159,7 +179,14 @@ class Supervisor:
                 else:
                     await self._recover()
 
+    async def _hand_back(self, feature: str) -> None:
+        try:
+            await self.reconciler.hand_back(feature)
+        except (*REDIS_ERRORS, StoreError) as exc:
+            log.warning("carrying %s back from Redis failed: %s", feature, exc)
+
     async def _start(self) -> None:
+        await self._follow_operator()
         error = await self._probe(self.settings.connect_timeout)
         if error is None:
             log.info("Redis connection initialized successfully")
@@ -180,6 +207,8 @@ class Supervisor:
             await self.breaker.wait()
         report = self._take_report()
         error = await self._probe(self._op_timeout)
+        if error is None:
+            await self._follow_operator()
         if error is not None:  # the reason names who saw it first; the error is the latest
             seen = f"request failed: {report.error}" if report else f"health probe failed: {error}"
             self._go_down(seen, error)
@@ -197,6 +226,7 @@ class Supervisor:
         while good < self.good_probes:
             await trio.sleep(backoff if good == 0 else min(self._interval, 0.2))
             self.state = "probing"
+            await self._follow_operator()
             error = await self._probe(self._op_timeout)
             if error is None:
                 good += 1
@@ -250,8 +280,10 @@ class Supervisor:
 
     async def _probe(self, timeout: float) -> str | None:
         """None when Redis answered PING and the heartbeat; otherwise why not."""
+        started = time.perf_counter()
         try:
             await self._ping(timeout)
+            self.last_ping_seconds = time.perf_counter() - started
             seen, data_lost = await self.actor.run_script(
                 "heartbeat",
                 [PREFIX + "instances", PREFIX + "epoch"],
@@ -281,6 +313,7 @@ class Supervisor:
         slot.swap(impl)
         record = Switch(time.time(), slot.feature, previous, slot.backend_name, reason)
         self.last_switch = record
+        self.recent_switches.append(record)
         self.metrics.set_backend(slot.feature, record.to_backend)
         self.metrics.backend_switches.labels(slot.feature, record.to_backend).inc()
         log.warning(
@@ -324,7 +357,7 @@ class Supervisor:
         self._logged_error = None
         if reason is not None:
             self._logged_alarm = None
-        for slot, impl in self._managed:
+        for slot, impl in self._active():
             if slot.current is not impl:
                 self._switch(slot, impl, reason or "redis recovered")
             if announce:

@@ -57,6 +57,7 @@ async def test_health_body_is_exactly_the_documented_shape(client, settings):
             "url": None,
             "features": {"rate_limit": False, "cache": False, "session": False},
             "backends": {"rate_limit": "memory", "cache": "memory", "session": "database"},
+            "pinned": [],
             "last_switch": None,
             "last_error": None,
         },

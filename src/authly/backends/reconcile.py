@@ -88,6 +88,9 @@ class Reconciler:
         self.redis_sessions = RedisSessionStore(actor)  # where copies go (tests gate it)
         self._answers_merged = -1  # rate-limit memory answers already merged
         self._copied: dict[str, str] = {}  # shared fallback: session id -> version copied
+        # Features whose state is carried (the supervisor drops operator-pinned ones).
+        slots = {"rate_limit": rate_limit, "cache": cache, "session": sessions}
+        self.enabled = frozenset(name for name, slot in slots.items() if slot is not None)
 
     async def copy_sessions(self, since: int) -> tuple[int, bool]:
         """Copy the sessions written to memory after sequence ``since``, again and again.
@@ -96,7 +99,7 @@ class Reconciler:
         when the last export found nothing new, i.e. nothing unsaved is in memory *now*
         (the caller must swap before its next await to keep that true).
         """
-        if self._sessions is None:
+        if self._sessions is None or "session" not in self.enabled:
             return since, True
         memory = self._sessions.memory
         if not isinstance(memory, MemorySessionStore):
@@ -159,9 +162,31 @@ class Reconciler:
         version copied). No-op for a memory fallback (``settle`` did it)."""
         if self._sessions is None or isinstance(self._sessions.memory, MemorySessionStore):
             return
+        if "session" not in self.enabled:
+            return
         copied, self._copied = list(self._copied.items()), {}
         if copied:
             await cast(SharedSessionStore, self._sessions.memory).forget(copied)
+
+    async def hand_back(self, feature: str) -> None:
+        """The operator pinned ``feature`` to its fallback while Redis is up: give the
+        fallback what Redis holds. Sessions are copied where the fallback has none (an
+        entry written there since the switch wins); the memory cache is dropped, since
+        other instances changed Redis meanwhile; rate-limit windows need nothing, as
+        every hit Redis allowed is shadowed in memory already."""
+        if feature == "cache" and self._cache is not None:
+            self._cache.memory.clear()
+        if feature != "session" or self._sessions is None:
+            return
+        fallback = self._sessions.memory
+        entries = await self.redis_sessions.export_all()
+        missing: list[Callable[[], Awaitable[object]]] = []
+        for session_id, data, ttl in entries:
+            if await fallback.get(session_id) is None:
+                missing.append(partial(fallback.set, session_id, data, ttl))
+        await run_all(missing)
+        if missing:
+            log.info("handed %d sessions from Redis to the %s backend", len(missing), fallback.name)
 
     def _log_copied(self, copied: int) -> None:
         if copied:
@@ -170,7 +195,7 @@ class Reconciler:
     async def merge_rate_limits(self, *, force: bool) -> None:
         """Merge memory windows into Redis: always when ``force``, otherwise only if the
         rate-limit slot answered from memory since the last merge."""
-        if self._rate_limit is None:
+        if self._rate_limit is None or "rate_limit" not in self.enabled:
             return
         answers = self._rate_limit.statistics().memory_answers
         if not force and answers == self._answers_merged:
@@ -191,5 +216,5 @@ class Reconciler:
             memory = self._sessions.memory
             if isinstance(memory, MemorySessionStore):
                 memory.discard_through(mark)
-        if self._cache is not None:
+        if self._cache is not None and "cache" in self.enabled:
             self._cache.memory.clear()

@@ -132,6 +132,25 @@ class RedisSessionStore:
             int(await self._actor.execute("PEXPIRE", PREFIX + "sess:" + session_id, _ms(ttl))) == 1
         )
 
+    async def export_all(self, batch: int = 500) -> list[tuple[str, dict[str, str], float]]:
+        """Every session as (id, data, remaining ttl in seconds), by SCAN: for handing
+        the feature back to its fallback when the operator pins it there."""
+        found: list[tuple[str, dict[str, str], float]] = []
+        cursor: object = 0
+        prefix = PREFIX + "sess:"
+        while True:
+            reply = await self._actor.execute("SCAN", cursor, "MATCH", prefix + "*", "COUNT", batch)
+            cursor, keys = reply[0], reply[1]
+            for key in keys:
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                session_id = name[len(prefix) :]
+                data = await self.get(session_id)
+                ttl_ms = int(await self._actor.execute("PTTL", name))
+                if data is not None and ttl_ms > 0:
+                    found.append((session_id, data, ttl_ms / 1000))
+            if int(cursor) == 0:  # type: ignore[call-overload]
+                return found
+
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))

@@ -10,6 +10,7 @@ import time
 import click
 import trio
 
+from authly.cli.admin_backends import backends
 from authly.cli.admin_db import db
 from authly.cli.admin_keys import keys
 from authly.cli.admin_remote import COMMANDS
@@ -96,4 +97,5 @@ for _command in USER_COMMANDS:
     user.add_command(_command)
 admin.add_command(scope)
 admin.add_command(keys)
+admin.add_command(backends)
 admin.add_command(db)

@@ -14,8 +14,9 @@ from hypercorn.config import Config
 from hypercorn.run import run
 from hypercorn.trio import serve as hypercorn_serve
 
-from authly.cli.common import load_settings
+from authly.cli.common import config_failure, load_settings
 from authly.config import Settings
+from authly.errors import ConfigError
 from authly.factory import configure_logging, create_app
 
 log = logging.getLogger("authly")
@@ -80,9 +81,15 @@ def check_bind(settings: Settings) -> None:
     "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes."
 )
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Serve Authly over HTTP until SIGINT or SIGTERM."""
+    """Serve Authly over HTTP until SIGINT or SIGTERM; SIGHUP reopens AUTHLY_LOG_FILE."""
     settings = load_settings(host=host, port=port)
-    configure_logging(settings.log_level)
+    try:
+        # stderr, or AUTHLY_LOG_FILE (reopened on SIGHUP: core/logs.py). With workers,
+        # this process only supervises them (hypercorn restarts them on SIGHUP, and
+        # each opens the file afresh): it opens the file only if it ever logs.
+        configure_logging(settings, lazy=workers > 1)
+    except ConfigError as exc:
+        config_failure(exc)
     config = hypercorn_config(settings, workers)
     check_bind(settings)
     if workers == 1:

@@ -13,36 +13,111 @@ as Trio system tasks, stopped when the run ends)::
 
     trio.run(main)
 
+Under ``asyncio.run`` (the running library is told by sniffio) they work the same way,
+with the same Redis-or-memory choice and failover: the backends then live in a Trio run
+in a thread of its own, one per asyncio loop, stopped when the loop ends, and the
+objects returned forward each call to it (core/asyncio_host.py)::
+
+    async def main() -> None:
+        backend = await get_rate_limit_backend()
+        try:
+            await backend.check_rate_limit("user:123", max_requests=10, window_seconds=60)
+        except RateLimitExceeded as exc:
+            print("Rate limit exceeded; retry in", exc.retry_after, "s")
+
+    asyncio.run(main())
+
 ``check_rate_limit`` returns the Decision when allowed and raises RateLimitExceeded (an
-HTTP 429 error carrying ``Retry-After``) when not.
+HTTP 429 error carrying ``Retry-After``; ``authly.errors.RateLimitExceeded``, also
+importable from this module) when not.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Protocol
 
+import sniffio
 import trio
 
 from authly.backends.protocols import Decision
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
+from authly.core.asyncio_host import (
+    RemoteCache,
+    RemoteRateLimiter,
+    RemoteSessions,
+    host_for_running_loop,
+)
 from authly.core.redis_runtime import RedisRuntime, make_slots, start_redis
 from authly.errors import RateLimitExceeded
 from authly.metrics import Metrics
 
 __all__ = [
+    "CacheBackend",
     "EnforcingRateLimiter",
+    "RateLimitExceeded",
+    "SessionBackend",
     "get_cache_backend",
     "get_rate_limit_backend",
     "get_session_backend",
 ]
 
 
-class EnforcingRateLimiter:
-    """A RateLimiter whose refusals are raised as RateLimitExceeded (HTTP 429)."""
+class _Limiter(Protocol):
+    @property
+    def backend_name(self) -> str: ...
 
-    def __init__(self, slot: RateLimiterSlot) -> None:
+    async def check_rate_limit(
+        self, key: str, max_requests: int, window_seconds: float
+    ) -> Decision: ...
+
+    async def refund(self, key: str, member: str) -> None: ...
+
+
+class CacheBackend(Protocol):
+    """What ``get_cache_backend`` returns: the cache slot, or (under asyncio) its proxy."""
+
+    @property
+    def backend_name(self) -> str: ...
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: float) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+class SessionBackend(Protocol):
+    """What ``get_session_backend`` returns: the session slot, or (under asyncio) its proxy."""
+
+    @property
+    def backend_name(self) -> str: ...
+
+    async def get(self, session_id: str) -> dict[str, str] | None: ...
+
+    async def set(self, session_id: str, data: dict[str, str], ttl: float) -> None: ...
+
+    async def add(
+        self, session_id: str, data: dict[str, str], ttl: float, *, pool: str, max_entries: int
+    ) -> int: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def take(self, session_id: str, *, pool: str | None = None) -> dict[str, str] | None: ...
+
+    async def touch(self, session_id: str, ttl: float) -> bool: ...
+
+
+class EnforcingRateLimiter:
+    """A RateLimiter whose refusals are raised as RateLimitExceeded (HTTP 429).
+
+    ``slot`` is the rate-limit slot itself under Trio, its proxy under asyncio."""
+
+    def __init__(self, slot: _Limiter) -> None:
         self.slot = slot
 
     @property
@@ -127,16 +202,45 @@ async def _build(settings: Settings) -> _Backends:
     return _Backends(rate_limit, cache, sessions, holder[0])
 
 
+def _under_asyncio() -> bool:
+    """Whether the caller runs under asyncio (trio-asyncio's loop included) — not Trio.
+
+    sniffio, not "is there a Trio token": trio-asyncio's loop runs asyncio code inside a
+    Trio run, where a token exists but Trio calls crash the asyncio task."""
+    try:
+        return sniffio.current_async_library() == "asyncio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+async def _build_from_env() -> _Backends:
+    return await _build(Settings.from_env(os.environ))
+
+
+async def _hosted() -> tuple[Any, _Backends]:
+    Settings.from_env(os.environ)  # a bad setting raises ConfigError here, before any thread
+    return await host_for_running_loop(_build_from_env)
+
+
 async def get_rate_limit_backend() -> EnforcingRateLimiter:
     """The rate limiter (Redis with memory failover, or memory)."""
+    if _under_asyncio():
+        host, backends = await _hosted()
+        return EnforcingRateLimiter(RemoteRateLimiter(host, backends.rate_limit))
     return EnforcingRateLimiter((await _backends()).rate_limit)
 
 
-async def get_cache_backend() -> CacheSlot:
+async def get_cache_backend() -> CacheBackend:
     """The cache: get/set(ttl)/delete/exists over text values."""
+    if _under_asyncio():
+        host, backends = await _hosted()
+        return RemoteCache(host, backends.cache)
     return (await _backends()).cache
 
 
-async def get_session_backend() -> SessionSlot:
-    """The session store: get/set(ttl)/delete/touch over str->str maps."""
+async def get_session_backend() -> SessionBackend:
+    """The session store: get/set(ttl)/add/delete/take/touch over str->str maps."""
+    if _under_asyncio():
+        host, backends = await _hosted()
+        return RemoteSessions(host, backends.sessions)
     return (await _backends()).sessions

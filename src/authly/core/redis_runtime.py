@@ -14,13 +14,14 @@ import trio
 
 from authly.backends.memory import MemoryCache, MemoryRateLimiter, MemorySessionStore
 from authly.backends.protocols import SessionStore
+from authly.backends.records import LastError
 from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import RedisSettings, Settings
 from authly.core.store_sessions import StoreSessionStore
 from authly.metrics import FEATURES, Metrics
 from authly.redis.actor import RedisActor, redis_dependency_available
 from authly.store.db import Database
-from authly.supervisor import LastError, Supervisor
+from authly.supervisor import ReadPins, Supervisor
 
 log = logging.getLogger("authly")
 
@@ -57,6 +58,8 @@ def make_slots(
     sessions = SessionSlot(fallback, on_evict=metrics.count_session_eviction)
     for slot in (rate_limit, cache, sessions):
         metrics.set_backend(slot.feature, slot.backend_name)
+        enabled = settings.redis.uses_redis(slot.feature)
+        metrics.redis_feature_enabled.labels(slot.feature).set(1 if enabled else 0)
     metrics.redis_up.set(0)
     return rate_limit, cache, sessions
 
@@ -68,6 +71,7 @@ async def start_redis(
     rate_limit: RateLimiterSlot,
     cache: CacheSlot,
     sessions: SessionSlot,
+    read_pins: ReadPins | None = None,
 ) -> RedisRuntime:
     """Start the client actor and the supervisor when any feature is set to use Redis.
 
@@ -94,12 +98,19 @@ async def start_redis(
         connect_timeout=redis.connect_timeout,
         keepalive=redis.keepalive,
         op_timeout=redis.op_timeout_ms / 1000,
-        on_command=lambda op: metrics.redis_operations.labels(op).inc(),
+        observer=metrics.redis_observer(),
     )
+    metrics.watch_redis(redis.pool_size, actor.statistics)
     log.info("connecting to Redis at %s", redis.url.masked())
     runtime.scopes.append(await nursery.start(actor.run))
     runtime.supervisor = Supervisor(
-        redis, actor, rate_limit=rate_limit, cache=cache, sessions=sessions, metrics=metrics
+        redis,
+        actor,
+        rate_limit=rate_limit,
+        cache=cache,
+        sessions=sessions,
+        metrics=metrics,
+        read_pins=read_pins,
     )
     runtime.scopes.append(await nursery.start(runtime.supervisor.run))
     return runtime

@@ -48,29 +48,42 @@ METADATA_TTL = 300.0
 
 class MetadataDocument:
     """The RFC 8414 document and the OpenID Provider metadata as JSON, cache-aside
-    through the cache slot; both invalidated when the scope registry changes."""
+    through the cache slot for ``ttl`` and ``openid_ttl`` seconds (AUTHLY_CACHE_TTL_METADATA
+    and AUTHLY_CACHE_TTL_DISCOVERY; also their Cache-Control max-age, web/oidc.py); both
+    invalidated when the scope registry changes."""
 
-    def __init__(self, issuer: str, db: Database, cache: Cache, *, ttl: float = METADATA_TTL):
+    def __init__(
+        self,
+        issuer: str,
+        db: Database,
+        cache: Cache,
+        *,
+        ttl: float = METADATA_TTL,
+        openid_ttl: float = METADATA_TTL,
+    ):
         self._issuer = issuer
         self._db = db
         self._cache = cache
-        self._ttl = ttl
+        self.ttl = ttl
+        self.openid_ttl = openid_ttl
 
     async def json(self) -> str:
         """RFC 8414 ``/.well-known/oauth-authorization-server``."""
-        return await self._cached(METADATA_KEY, lambda doc: doc)
+        return await self._cached(METADATA_KEY, lambda doc: doc, self.ttl)
 
     async def openid_json(self) -> str:
         """OpenID Connect Discovery ``/.well-known/openid-configuration``."""
-        return await self._cached(OPENID_KEY, openid_metadata)
+        return await self._cached(OPENID_KEY, openid_metadata, self.openid_ttl)
 
-    async def _cached(self, key: str, build: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+    async def _cached(
+        self, key: str, build: Callable[[dict[str, Any]], dict[str, Any]], ttl: float
+    ) -> str:
         cached = await self._cache.get(key)
         if cached is not None:
             return cached
         scopes = [s.name for s in await self._db.run(scope_repo.list_all)]
         document = json.dumps(build(server_metadata(self._issuer, scopes)), separators=(",", ":"))
-        await self._cache.set(key, document, self._ttl)
+        await self._cache.set(key, document, ttl)
         return document
 
     async def invalidate(self) -> None:

@@ -6,7 +6,7 @@ key objects (cheap: new PEMs only) and cached as JSON for ``ttl`` — or less, i
 retired key's publication ends sooner. ``invalidate`` drops the entry after a rotation;
 with the cache on Redis that reaches every instance at once, with in-memory caches
 each instance rebuilds within ``ttl``. The response's ``Cache-Control`` max-age is
-``ttl`` too (web/oidc.py).
+``ttl`` too (web/oidc.py). ``ttl`` is AUTHLY_CACHE_TTL_JWKS (default JWKS_TTL).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 JWT access tokens cannot be recalled, so a revoked token's ``jti`` is stored until the
 token would have expired. Lookups go through the cache slot: a revoked entry is cached
-for the token's remaining life; a "not revoked" answer for at most NEGATIVE_TTL seconds,
-so on a shared (Redis) cache a revocation is seen at once, and on per-instance memory
-caches within NEGATIVE_TTL.
+for the token's remaining life; a "not revoked" answer for at most ``negative_ttl``
+seconds (AUTHLY_CACHE_TTL_REVOCATION, default NEGATIVE_TTL), so on a shared (Redis) cache
+a revocation is seen at once, and on per-instance memory caches within ``negative_ttl``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,17 @@ NEGATIVE_TTL = 30.0
 
 
 class RevocationList:
-    def __init__(self, db: Database, cache: Cache, *, now: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        db: Database,
+        cache: Cache,
+        *,
+        negative_ttl: float = NEGATIVE_TTL,
+        now: Callable[[], float] = time.time,
+    ):
         self._db = db
         self._cache = cache
+        self._negative_ttl = negative_ttl  # AUTHLY_CACHE_TTL_REVOCATION
         self._now = now
 
     @staticmethod
@@ -35,7 +43,11 @@ class RevocationList:
         if cached is not None:
             return cached == "1"
         revoked = await self._db.run(repo.is_revoked, jti)
-        ttl = expires_at - self._now() if revoked else min(NEGATIVE_TTL, expires_at - self._now())
+        ttl = (
+            expires_at - self._now()
+            if revoked
+            else min(self._negative_ttl, expires_at - self._now())
+        )
         if ttl > 0:
             await self._cache.set(self._key(jti), "1" if revoked else "0", ttl)
         return revoked

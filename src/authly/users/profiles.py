@@ -1,10 +1,11 @@
 """User profiles, cache-aside through the cache slot.
 
-One JSON record per active user is cached under ``user:<id>`` for a short TTL: the
-account view (``get``, never the password hash) and the user's standard OpenID Connect
-claims (``claims``). Every change to a user goes through ``invalidate`` so no instance
-serves a stale profile for longer than the change takes to reach the cache. Unknown and
-disabled users are not cached: each lookup asks the store.
+One JSON record per active user is cached under ``user:<id>`` for a short TTL
+(AUTHLY_CACHE_TTL_PROFILE, default PROFILE_TTL): the account view (``get``, never the
+password hash) and the user's standard OpenID Connect claims (``claims``). Every change
+to a user goes through ``invalidate`` so no instance serves a stale profile for longer
+than the change takes to reach the cache. Unknown and disabled users are not cached: each
+lookup asks the store.
 
 The cache is asked on every lookup. What this process keeps is only the decoding of the
 texts the cache answered (``ProfileEntry``, keyed by the exact text, bounded): a changed,

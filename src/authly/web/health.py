@@ -69,7 +69,9 @@ async def health() -> Response:
     supervisor = s.supervisor
     backends = {slot.feature: slot.backend_name for slot in s.slots()}
     features = {f: redis.uses_redis(f) for f in FEATURES}
-    degraded = any(features[f] and backends[f] != "redis" for f in FEATURES)
+    pinned = sorted(supervisor.pinned) if supervisor else []
+    # A feature the operator pinned to its fallback is where it was asked to be.
+    degraded = any(features[f] and f not in pinned and backends[f] != "redis" for f in FEATURES)
     status = "unhealthy" if not db_ok else ("degraded" if degraded else "healthy")
     body = {
         "status": status,
@@ -85,6 +87,7 @@ async def health() -> Response:
             "url": redis.url.masked() if redis.url else None,
             "features": features,
             "backends": backends,
+            "pinned": pinned,
             "last_switch": (
                 supervisor.last_switch.as_json() if supervisor and supervisor.last_switch else None
             ),

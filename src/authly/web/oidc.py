@@ -12,7 +12,9 @@ bp = Blueprint("oidc", __name__)
 bp.add_url_rule("/oidc/userinfo", view_func=userinfo, methods=["GET", "POST"])
 
 
-def _document(text: str, max_age: int = 300) -> Response:
+def _document(text: str, max_age: int) -> Response:
+    """A public document clients may cache for ``max_age``: its AUTHLY_CACHE_TTL_* (the
+    longest Authly itself serves it from its cache)."""
     return Response(
         text,
         status=200,
@@ -31,10 +33,12 @@ async def jwks() -> Response:
 @bp.get("/.well-known/oauth-authorization-server")
 async def oauth_metadata() -> Response:
     """RFC 8414 metadata: issuer from configuration, never from request headers."""
-    return _document(await services().metadata.json())
+    document = services().metadata
+    return _document(await document.json(), int(document.ttl))
 
 
 @bp.get("/.well-known/openid-configuration")
 async def openid_configuration() -> Response:
     """OpenID Provider metadata, consistent with the RFC 8414 document."""
-    return _document(await services().metadata.openid_json())
+    document = services().metadata
+    return _document(await document.openid_json(), int(document.openid_ttl))
