@@ -184,7 +184,7 @@ class RedisActor:
             text = f"{code} {text}"
         elif not code:
             text = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-        return mask_password(text, self.url.password)
+        return self.url.mask(text)
 
     def statistics(self) -> ActorStatistics:
         """Read at each scrape: ``connections`` counts the pool's connections that are
@@ -209,26 +209,26 @@ class RedisActor:
     # ---- actor side ----------------------------------------------------------------
 
     def _make_client(self) -> Any:
-        u = self.url
+        u, retry = self.url, {"retry": Retry(NoBackoff(), 1)}
+        options = {"connect_timeout": self.connect_timeout}
         kwargs: dict[str, Any] = {
-            "host": u.host,
-            "port": u.port,
-            "db": u.db,
-            "username": u.username,
-            "password": u.password,
-            # No per-read timer: redis-py would arm one per reply (hundreds per pipeline);
-            # the pipeline as a whole runs under a Trio deadline instead (_pipeline).
-            "socket_timeout": None,
-            "socket_connect_timeout": self.connect_timeout,
-            "socket_keepalive": self.keepalive,
-            "retry": Retry(NoBackoff(), 1),
-            "max_connections": self.pool_size,
-            "decode_responses": True,
-            "health_check_interval": 0,
-            "driver_info": None,  # no CLIENT SETINFO: one round trip less, no ACL need
-            **u.ssl_kwargs(),  # rediss://: CA, client certificate (redis/url.py)
+            **u.client_kwargs(pool_size=self.pool_size, keepalive=self.keepalive, **options),
+            **retry,
         }
-        return redis_asyncio.Redis(**kwargs)
+        if u.sentinel_service is None:
+            return redis_asyncio.Redis(host=u.host, port=u.port, **kwargs)
+        # redis+sentinel://: the pool asks the sentinels for the master at each connect, so
+        # once _drop_connections has run, the next call reaches the master elected since.
+        options["read_timeout"] = self.op_timeout
+        sentinel_kwargs = {**u.sentinel_kwargs(**options), **retry}
+        sentinels = redis_asyncio.Sentinel(u.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        return sentinels.master_for(u.sentinel_service, **kwargs)
+
+    async def _close_client(self) -> None:  # on the asyncio loop
+        await self._client.aclose()
+        sentinels = getattr(self._client.connection_pool, "sentinel_manager", None)
+        if sentinels is not None:  # redis+sentinel://: the sentinels' own connections
+            await sentinels.aclose()
 
     async def run(
         self, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED
@@ -247,7 +247,7 @@ class RedisActor:
             finally:
                 self._send.close()
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await trio_asyncio.aio_as_trio(self._client.aclose)()
+                    await trio_asyncio.aio_as_trio(self._close_client)()
                 self._fail_pending()
 
     def _fail_pending(self) -> None:
@@ -326,7 +326,7 @@ class RedisActor:
         if code in REFUSALS:
             kind = "auth" if code in AUTH_REFUSALS else "unavailable"
             return outcome.Error(with_kind(BackendUnavailable(text), kind))
-        return outcome.Error(RedisCommandError(mask_password(text, self.url.password)))
+        return outcome.Error(RedisCommandError(self.url.mask(text)))
 
     async def _drop_connections(self) -> None:
         with trio.move_on_after(1):
