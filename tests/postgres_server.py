@@ -13,6 +13,7 @@ a module or test marked ``both_stores`` runs once on SQLite and once on PostgreS
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +38,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_kind", ["sqlite", "postgresql"], indirect=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresProcess]:
+@contextlib.contextmanager
+def own_postgres_server() -> Iterator[PostgresProcess]:
+    """A started PostgresProcess, stopped and deleted afterwards (skips the test when the
+    binaries are absent)."""
     if not AVAILABLE:
         pytest.skip("PostgreSQL binaries not installed")
     server = PostgresProcess()
@@ -47,6 +50,12 @@ def postgres_server() -> Iterator[PostgresProcess]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresProcess]:
+    with own_postgres_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_PASSWORD, login, make_settings
-from tests.support.postgres import AVAILABLE, PostgresProcess
+from tests.postgres_server import own_postgres_server
 from tests.web.helpers import running_app
 
 TOKEN = "/api/v1/oauth/token"
@@ -45,14 +45,8 @@ async def _refresh(client, token: str):
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test's own, so it can be stopped and started."""
-    if not AVAILABLE:
-        pytest.skip("PostgreSQL binaries not installed")
-    server = PostgresProcess()
-    try:
-        server.start()
+    with own_postgres_server() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def test_a_lost_database_answers_503_and_recovers_without_a_restart(own_postgres, tmp_path):
