@@ -20,244 +20,55 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import json
 import os
-import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import trio
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-SHARED_REDIS_PORT = 6379  # the machine's Redis: never ours, never touched
-REDIS_SERVER = shutil.which("redis-server")
-REDIS_START_SECONDS = 5.0
-SERVER_START_SECONDS = 30.0
-SERVER_STOP_SECONDS = 10.0
+if __package__ in (None, ""):  # run as a script (scripts/multi_instance.sh): find tests/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.support.base import (
+    REDIS_SERVER,
+    REDIS_START_SECONDS,
+    SERVER_START_SECONDS,
+    SERVER_STOP_SECONDS,
+    SHARED_REDIS_PORT,
+    SRC,
+    free_port,
+    http_get,
+    port_is_free,
+    spawn,
+)
+from tests.support.redis_process import RedisProcess, RedisTls, redis_argv, redis_ping
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on at ``host`` right now; never the shared Redis port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    while True:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port != SHARED_REDIS_PORT:
-            return port
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could listen on ``port`` now (TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def spawn(
-    argv: Sequence[str],
-    out: Path | None,
-    err: Path | None = None,
-    *,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session with stdin closed; stdout appended to ``out``
-    (None: discarded), stderr to ``err`` (None: with stdout)."""
-    with contextlib.ExitStack() as files:
-        stdout = files.enter_context(out.open("ab")) if out else subprocess.DEVNULL
-        stderr = files.enter_context(err.open("ab")) if err else subprocess.STDOUT
-        return subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
-
-
-def http_get(host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """(status, body) of a plain GET; (0, the error text) when nothing answers."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        return 0, str(exc).encode()
-    finally:
-        conn.close()
-
-
-# ------------------------------------------------------------------ Redis
-
-
-@dataclass(frozen=True)
-class RedisTls:
-    """TLS for a test redis-server (paths to PEM files, e.g. tests/support/certs.py's):
-    it serves TLS only, with ``cert``/``key``, trusting ``ca`` for client certificates
-    (required when ``auth_clients``). The readiness ping trusts ``ca`` and presents
-    ``client_cert``/``client_key`` when given."""
-
-    cert: Path
-    key: Path
-    ca: Path
-    auth_clients: bool = True
-    client_cert: Path | None = None
-    client_key: Path | None = None
-
-    def argv(self, port: int) -> list[str]:
-        return [
-            "--port", "0", "--tls-port", str(port),
-            "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
-            "--tls-ca-cert-file", str(self.ca),
-            "--tls-auth-clients", "yes" if self.auth_clients else "no",
-        ]  # fmt: skip
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca))
-        if self.client_cert is not None:
-            key = str(self.client_key) if self.client_key is not None else None
-            context.load_cert_chain(str(self.client_cert), key)
-        return context
-
-    def url_options(self) -> str:
-        """The rediss:// query string Authly needs to reach this server."""
-        options = {"ssl_ca_certs": self.ca}
-        if self.client_cert is not None:
-            options["ssl_certfile"] = self.client_cert
-        if self.client_key is not None:
-            options["ssl_keyfile"] = self.client_key
-        return "&".join(f"{k}={quote(str(v))}" for k, v in options.items())
-
-
-def redis_argv(
-    port: int,
-    password: str | None = None,
-    *,
-    tls: RedisTls | None = None,
-    extra_args: Sequence[str] = (),
-) -> list[str]:
-    """redis-server on 127.0.0.1:port without persistence (nothing written to disk);
-    TLS-only on that port with ``tls``; ``extra_args`` appended (e.g. ``--user`` lines)."""
-    assert REDIS_SERVER is not None, "redis-server not found on PATH"
-    argv = [REDIS_SERVER, *(tls.argv(port) if tls else ["--port", str(port)])]
-    argv += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
-    if password:
-        argv += ["--requirepass", password]
-    return [*argv, *extra_args]
-
-
-async def redis_ping(port: int, password: str | None = None, tls: RedisTls | None = None) -> bool:
-    """True when a Redis on 127.0.0.1:port answers PING (after AUTH when a password is
-    given; over TLS with ``tls``) within 0.5 s."""
-    try:
-        tcp = await trio.open_tcp_stream("127.0.0.1", port)
-    except OSError:
-        return False
-    stream: trio.abc.Stream = tcp
-    if tls is not None:
-        stream = trio.SSLStream(tcp, tls.client_context(), server_hostname="127.0.0.1")
-    commands = [f"AUTH {password}", "PING"] if password else ["PING"]
-    try:
-        async with stream:
-            with trio.move_on_after(0.5):
-                await stream.send_all("".join(f"{c}\r\n" for c in commands).encode())
-                data = b""
-                while data.count(b"\r\n") < len(commands):
-                    chunk = await stream.receive_some(64)
-                    if not chunk:
-                        return False
-                    data += chunk
-                return data.split(b"\r\n")[len(commands) - 1].startswith(b"+PONG")
-    except trio.BrokenResourceError:  # a reset, or the TLS handshake failed
-        return False
-    return False
-
-
-class RedisProcess:
-    """A private redis-server on a free loopback port that can be killed (SIGKILL), paused
-    (SIGSTOP), resumed and started again, empty, on the same port. ``start``, ``kill``,
-    ``restart`` and ``stop`` are for trio code; ``close`` kills it from anywhere."""
-
-    def __init__(
-        self,
-        log_path: Path | None = None,
-        *,
-        password: str | None = None,
-        tls: RedisTls | None = None,
-        extra_args: Sequence[str] = (),
-    ) -> None:
-        if REDIS_SERVER is None:
-            raise RuntimeError("redis-server not found on PATH")
-        self.port = free_port()
-        self.password = password
-        self.tls = tls  # TLS only, on self.port
-        self.extra_args = list(extra_args)  # e.g. ["--user", "authly", "on", ...]
-        self.log_path = log_path  # None: output discarded
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        if self.tls is not None:
-            return f"rediss://{auth}127.0.0.1:{self.port}/0?{self.tls.url_options()}"
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        """Start it and wait until it answers PING; RuntimeError when it does not."""
-        argv = redis_argv(self.port, self.password, tls=self.tls, extra_args=self.extra_args)
-        self.proc = proc = spawn(argv, self.log_path)
-        with trio.move_on_after(REDIS_START_SECONDS):
-            while not await redis_ping(self.port, self.password, self.tls):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with status {proc.returncode}")
-                await trio.sleep(0.01)
-            return
-        self.close()
-        raise RuntimeError(f"redis-server did not answer PING within {REDIS_START_SECONDS:g} s")
-
-    async def kill(self) -> None:
-        """SIGKILL (it works on a paused server too); returns when the process is gone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            await trio.to_thread.run_sync(self.proc.wait)
-
-    stop = kill
-
-    async def restart(self) -> None:
-        await self.kill()
-        await self.start()
-
-    def close(self) -> None:
-        """``kill`` without trio (clean-up)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
+__all__ = [
+    "REDIS_SERVER",
+    "REDIS_START_SECONDS",
+    "SERVER_START_SECONDS",
+    "SERVER_STOP_SECONDS",
+    "SHARED_REDIS_PORT",
+    "SRC",
+    "RedisProcess",
+    "RedisTls",
+    "ServerError",
+    "ServerProcess",
+    "free_port",
+    "http_get",
+    "port_is_free",
+    "redis_argv",
+    "redis_ping",
+    "serve_argv",
+    "server_env",
+    "spawn",
+]
 
 
 # ------------------------------------------------------------------ Authly
