@@ -27,6 +27,19 @@ c. Redis memory per stored session: ``--sessions`` (1000) sessions with a realis
    stored through authly.backends.redis.RedisSessionStore; MEMORY USAGE of a sample of keys
    (average), and the growth of ``used_memory`` divided by the number of sessions.
 
+TLS (``--tls`` or ``--compare-tls``): a second redis-server serving TLS only on its own
+free loopback port, with a CA, a server certificate for 127.0.0.1 and a client
+certificate made into the temporary directory (tests/support/certs.py; ECDSA P-256) and
+``tls-auth-clients yes``; Authly and the bridge reach it by ``rediss://127.0.0.1:PORT/0?
+ssl_ca_certs=...&ssl_certfile=...&ssl_keyfile=...``.
+- ``--tls``          parts a, b and c against the TLS server only (no plain one);
+- ``--compare-tls``  plain and TLS back to back in one run (noise hits both alike):
+  part a measures each Redis cell (backend x concurrency) on plain then on TLS, the order
+  flipping from cell to cell, and adds a table of TLS / plain (target >= 70 %); part b
+  runs three servers (memory, Redis plain, Redis TLS) in rotating rounds; part c (memory
+  per session, the same whatever the transport) runs on the plain server.
+Without either option nothing changes: one plain redis-server.
+
 The script starts its own redis-server on a free loopback port (``--save ""
 --appendonly no``; never the shared 6379) and its own Authly processes (SQLite in a
 temporary directory), and stops them on the way out. Errors (timeouts, BackendUnavailable,
@@ -36,6 +49,7 @@ Examples:
     .venv/bin/python scripts/bench_redis.py
     .venv/bin/python scripts/bench_redis.py --markdown
     .venv/bin/python scripts/bench_redis.py --parts a --concurrency 1,16,64 --requests 50000
+    .venv/bin/python scripts/bench_redis.py --parts a,b --compare-tls --markdown
 
 Each part lives in scripts/benchkit/: redis_decisions.py (a), redis_login.py (b),
 redis_sessions.py (c), each with its own table.
@@ -46,6 +60,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +76,8 @@ from benchkit.common import choice_list, int_list, machine
 from benchkit.redis_decisions import IMPLS, Cell
 from benchkit.redis_login import HttpResult
 from benchkit.redis_sessions import SessionResult
-from tests.support.processes import REDIS_SERVER, RedisProcess
+from tests.support.certs import make_pki
+from tests.support.processes import REDIS_SERVER, RedisProcess, RedisTls
 
 
 def redis_version() -> str:
@@ -72,6 +88,20 @@ def redis_version() -> str:
     return words[-1] if words else "?"
 
 
+def tls_summary(tls: RedisTls, port: int) -> str:
+    """The protocol and cipher a client (trusting the CA, presenting the client
+    certificate) negotiates with the TLS redis-server on ``port``."""
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            cipher = conn.cipher()
+            return f"{conn.version()} {cipher[0] if cipher else '?'}"
+    except OSError as exc:
+        return f"? ({exc})"
+
+
 def render(
     opts: argparse.Namespace,
     argv: list[str],
@@ -80,6 +110,7 @@ def render(
     http: list[HttpResult],
     sessions: SessionResult | None,
     load_before: str,
+    transport: str = "",
 ) -> str:
     """The header (machine, command) and each part's section."""
     md = opts.markdown
@@ -96,6 +127,8 @@ def render(
             f"{m['load']} after"
         )
         out.append(f"- command: `{command}`")
+        if transport:
+            out.append(f"- redis transport: {transport}")
     else:
         out.append(f"bench_redis  {date}")
         out.append(
@@ -103,6 +136,8 @@ def render(
             f"redis-server {redis_version}, load {load_before} -> {m['load']}"
         )
         out.append(f"command: {command}")
+        if transport:
+            out.append(f"redis transport: {transport}")
     if cells:
         out += ["", *redis_decisions.section(opts, cells)]
     if http:
@@ -135,6 +170,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=1000)
     p.add_argument("--session-sample", type=int, default=100, help="keys given MEMORY USAGE")
     p.add_argument("--markdown", action="store_true", help="Markdown tables with a header")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls", action="store_true", help="a TLS redis-server instead of plain")
+    tls.add_argument(
+        "--compare-tls", action="store_true", help="plain and TLS back to back (parts a, b)"
+    )
     opts = p.parse_args(argv)
     checks = [
         (1 <= opts.requests <= 10_000_000, "--requests must be in 1..10000000"),
@@ -154,17 +194,54 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return opts
 
 
+async def part_a_compare(opts: argparse.Namespace, urls: dict[str, str]) -> list[Cell]:
+    """Part a on plain and on TLS: each Redis cell (backend x concurrency) on one then
+    at once on the other, the order flipping from cell to cell; memory once."""
+    cells: list[Cell] = []
+    impls = [i for i in IMPLS if i in opts.impls]
+
+    def narrowed(**changes: object) -> argparse.Namespace:
+        return argparse.Namespace(**(vars(opts) | changes))
+
+    if "memory" in impls:
+        cells += await redis_decisions.part_a(narrowed(impls=["memory"]), urls["plain"])
+    flip = False
+    for c in opts.concurrency:
+        for impl in impls:
+            if impl == "memory":
+                continue
+            for label in ("tls", "plain") if flip else ("plain", "tls"):
+                sub = narrowed(impls=[impl], concurrency=[c])
+                cells += await redis_decisions.part_a(sub, urls[label], label)
+            flip = not flip
+    order = {"": 0, "plain": 1, "tls": 2}
+    cells.sort(key=lambda x: (IMPLS.index(x.impl), x.concurrency, order[x.redis]))
+    return cells
+
+
 async def main_async(
-    opts: argparse.Namespace, redis_url: str, workdir: Path
+    opts: argparse.Namespace, urls: dict[str, str], workdir: Path
 ) -> tuple[list[Cell], list[HttpResult], SessionResult | None]:
-    """Run the chosen parts against the Redis at ``redis_url``."""
+    """Run the chosen parts against the Redis at ``urls["plain"]`` and/or ``urls["tls"]``
+    (both with ``--compare-tls``)."""
     cells: list[Cell] = []
     http: list[HttpResult] = []
     sessions = None
+    compare = "plain" in urls and "tls" in urls
+    redis_url = urls.get("plain") or urls["tls"]
     if "a" in opts.parts:
-        cells = await redis_decisions.part_a(opts, redis_url)
+        if compare:
+            cells = await part_a_compare(opts, urls)
+        else:
+            cells = await redis_decisions.part_a(opts, redis_url, "tls" if opts.tls else "")
     if "b" in opts.parts:
-        http = await redis_login.part_b(opts, redis_url, workdir)
+        if compare:
+            http = await redis_login.part_b(
+                opts, redis_url, workdir, label="redis (plain)", tls_url=urls["tls"]
+            )
+        else:
+            label = "redis (tls)" if opts.tls else None
+            http = await redis_login.part_b(opts, redis_url, workdir, label=label)
     if "c" in opts.parts:
         sessions = await redis_sessions.part_c(opts, redis_url)
     return cells, http, sessions
@@ -175,18 +252,41 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     load_before = machine()["load"]
     workdir = Path(tempfile.mkdtemp(prefix="authly-bench-redis-"))
+    servers: dict[str, RedisProcess] = {}
+    transport = ""
     try:
-        redis = RedisProcess(workdir / "redis.log")
-        version = redis_version()
-        trio.run(redis.start)
-    except RuntimeError as exc:
-        raise SystemExit(f"bench_redis: {exc}") from None
-    try:
-        print(f"bench_redis: redis-server {version} on {redis.url}", file=sys.stderr)
-        cells, http, sessions = trio.run(main_async, opts, redis.url, workdir)
+        try:
+            version = redis_version()
+            if not opts.tls:
+                servers["plain"] = RedisProcess(workdir / "redis.log")
+            if opts.tls or opts.compare_tls:
+                pki = make_pki(workdir / "pki")
+                tls = RedisTls(
+                    pki.server_cert,
+                    pki.server_key,
+                    pki.ca_cert,
+                    client_cert=pki.client_cert,
+                    client_key=pki.client_key,
+                )
+                servers["tls"] = RedisProcess(workdir / "redis-tls.log", tls=tls)
+            for server in servers.values():
+                trio.run(server.start)
+        except RuntimeError as exc:
+            raise SystemExit(f"bench_redis: {exc}") from None
+        if "tls" in servers:
+            transport = (
+                f"{'plain TCP and ' if 'plain' in servers else ''}TLS "
+                f"({tls_summary(tls, servers['tls'].port)}, ECDSA P-256 certificates, "
+                "client certificate required), loopback"
+            )
+        for name, server in servers.items():
+            print(f"bench_redis: redis-server {version} ({name}) on {server.url}", file=sys.stderr)
+        urls = {name: server.url for name, server in servers.items()}
+        cells, http, sessions = trio.run(main_async, opts, urls, workdir)
     finally:
-        redis.close()
-    print(render(opts, argv, version, cells, http, sessions, load_before))
+        for server in servers.values():
+            server.close()
+    print(render(opts, argv, version, cells, http, sessions, load_before, transport))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

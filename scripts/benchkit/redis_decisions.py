@@ -38,6 +38,7 @@ class Cell:
     cpu: float = 0.0  # this process's CPU seconds (excludes redis-server)
     per_pipeline: float | None = None  # actor calls per pipeline (actor, slot)
     cut_by_time: bool = False
+    redis: str = ""  # the Redis transport ("plain", "tls"; "" for memory or unlabelled)
 
     @property
     def rate(self) -> float:
@@ -94,7 +95,9 @@ def limiter_check(limiter: Any) -> Check:
     return check
 
 
-async def part_a(opts: argparse.Namespace, redis_url: str) -> list[Cell]:
+async def part_a(opts: argparse.Namespace, redis_url: str, label: str = "") -> list[Cell]:
+    """The cells of ``opts.impls`` x ``opts.concurrency``; the Redis ones (actor, slot,
+    bridge) labelled ``label`` (the transport, e.g. "tls") when given."""
     import redis.asyncio as redis_asyncio
     import trio_asyncio
     from redis.backoff import NoBackoff
@@ -105,9 +108,11 @@ async def part_a(opts: argparse.Namespace, redis_url: str) -> list[Cell]:
     impls = [i for i in IMPLS if i in opts.impls]
 
     def progress(cell: Cell) -> None:
+        if cell.impl != "memory":
+            cell.redis = label
         errs = sum(cell.errors.values())
         print(
-            f"  a: {cell.impl:<7} c={cell.concurrency:<4} {cell.rate:>9.0f}/s "
+            f"  a: {cell.impl:<7} {cell.redis:<5} c={cell.concurrency:<4} {cell.rate:>9.0f}/s "
             f"cpu {cell.cpu_us or 0:.0f} us "
             f"p50 {fmt_ms(percentile(cell.latencies, 50))} ms "
             f"p99 {fmt_ms(percentile(cell.latencies, 99))} ms errors {errs}",
@@ -169,6 +174,7 @@ async def part_a(opts: argparse.Namespace, redis_url: str) -> list[Cell]:
                 socket_timeout=5,
                 socket_connect_timeout=5,
                 max_connections=max(opts.concurrency) + 16,
+                **url.ssl_kwargs(),  # rediss://: the same CA and client certificate
             )
             try:
                 await trio_asyncio.aio_as_trio(client.script_load)(script.source)
@@ -204,15 +210,17 @@ def section(opts: argparse.Namespace, cells: list[Cell]) -> list[str]:
         f"op timeout {opts.op_timeout_ms} ms)"
     )
     rows = []
-    base = {c.concurrency: c.rate for c in cells if c.impl == "bridge"}
+    labelled = any(c.redis for c in cells)
+    base = {(c.redis, c.concurrency): c.rate for c in cells if c.impl == "bridge"}
     for c in cells:
         vs = "-"
-        if c.impl != "bridge" and base.get(c.concurrency):
-            vs = f"{c.rate / base[c.concurrency]:.1f}x"
+        if c.impl != "bridge" and base.get((c.redis, c.concurrency)):
+            vs = f"{c.rate / base[(c.redis, c.concurrency)]:.1f}x"
         errs = ", ".join(f"{k} {n}" for k, n in c.errors.items()) or "0"
         rows.append(
             [
                 c.impl,
+                *([c.redis or "-"] if labelled else []),
                 str(c.concurrency),
                 str(len(c.latencies)),
                 f"{c.rate:,.0f}",
@@ -224,7 +232,8 @@ def section(opts: argparse.Namespace, cells: list[Cell]) -> list[str]:
                 errs + (" (time cap)" if c.cut_by_time else ""),
             ]
         )
-    headers = ["backend", "concurrency", "decisions", "decisions/s", "p50 ms", "p99 ms"]
+    headers = ["backend", *(["redis"] if labelled else []), "concurrency", "decisions"]
+    headers += ["decisions/s", "p50 ms", "p99 ms"]
     headers += ["CPU us/decision", "calls/pipeline", "vs bridge", "errors"]
     legend = (
         "memory = MemoryRateLimiter; actor = RedisRateLimiter over RedisActor; slot = the "
@@ -233,4 +242,48 @@ def section(opts: argparse.Namespace, cells: list[Cell]) -> list[str]:
         "CPU us/decision is this process's CPU time (not redis-server's) per decision: "
         "steadier than decisions/s on a busy machine."
     )
-    return [heading, "", *table(headers, rows, md), "", legend]
+    if labelled:
+        legend += (
+            " redis = the transport to redis-server: plain TCP or TLS (rediss://, client "
+            "certificate required), both on loopback."
+        )
+    out = [heading, "", *table(headers, rows, md), "", legend]
+    if {"plain", "tls"} <= {c.redis for c in cells}:
+        out += ["", *tls_section(opts, cells)]
+    return out
+
+
+def tls_section(opts: argparse.Namespace, cells: list[Cell]) -> list[str]:
+    """TLS against plain for each Redis backend and concurrency: decisions/s ratio (the
+    issue's target is >= 70 %), latency and this process's CPU per decision."""
+    by = {(c.impl, c.redis, c.concurrency): c for c in cells}
+    rows = []
+    for impl in IMPLS:
+        for conc in opts.concurrency:
+            plain, tls = by.get((impl, "plain", conc)), by.get((impl, "tls", conc))
+            if plain is None or tls is None or not plain.rate:
+                continue
+            ratio = tls.rate / plain.rate
+            rows.append(
+                [
+                    impl,
+                    str(conc),
+                    f"{plain.rate:,.0f}",
+                    f"{tls.rate:,.0f}",
+                    f"{ratio:.0%}",
+                    "met" if ratio >= 0.70 else "missed",
+                    f"{fmt_ms(percentile(plain.latencies, 50))} / "
+                    f"{fmt_ms(percentile(tls.latencies, 50))}",
+                    f"{fmt_ms(percentile(plain.latencies, 99))} / "
+                    f"{fmt_ms(percentile(tls.latencies, 99))}",
+                    f"{plain.cpu_us or 0:.0f} / {tls.cpu_us or 0:.0f}",
+                ]
+            )
+    headers = ["backend", "concurrency", "plain /s", "TLS /s", "TLS / plain", ">= 70 %"]
+    headers += ["p50 ms plain / TLS", "p99 ms plain / TLS", "CPU us plain / TLS"]
+    heading = (
+        "**a'. TLS versus plain** (same cells, measured back to back)"
+        if opts.markdown
+        else "a'. TLS versus plain (same cells, back to back)"
+    )
+    return [heading, "", *table(headers, rows, opts.markdown)]

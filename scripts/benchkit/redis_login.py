@@ -25,11 +25,15 @@ class LoginServer(ScriptServer):
     """``python -m authly serve`` with cheap argon2 (t=1, 1 MiB) and the largest
     AUTHLY_LOGIN_RATE_LIMIT (nothing is limited); rate limits on Redis when a URL is given."""
 
-    def __init__(self, name: str, workdir: Path, redis_url: str | None) -> None:
+    def __init__(
+        self, name: str, workdir: Path, redis_url: str | None, label: str | None = None
+    ) -> None:
         settings = {"AUTHLY_LOGIN_RATE_LIMIT": "1000000", "AUTHLY_LOG_LEVEL": "WARNING"}
         if redis_url is not None:
             settings.update(AUTHLY_REDIS_URL=redis_url, AUTHLY_REDIS_RATE_LIMIT="true")
-        super().__init__(workdir, f"authly-{name}", settings=CHEAP_HASH | settings)
+        self.label = label or name  # the row's name ("redis (tls)"); name is the backend
+        slug = "-".join(self.label.replace("(", "").replace(")", "").split())
+        super().__init__(workdir, f"authly-{slug}", settings=CHEAP_HASH | settings)
         self.backend = name
         self.start()
 
@@ -61,7 +65,7 @@ class HttpResult:
 async def http_round(
     server: LoginServer, client: httpx.AsyncClient, requests: int, opts: argparse.Namespace
 ) -> HttpResult:
-    result = HttpResult(server.backend)
+    result = HttpResult(server.label)
     issued = 0
     deadline = trio.current_time() + opts.max_seconds
     body = {"username": "admin", "password": "definitely-not-the-password"}
@@ -90,8 +94,23 @@ async def http_round(
     return result
 
 
-async def part_b(opts: argparse.Namespace, redis_url: str, workdir: Path) -> list[HttpResult]:
-    servers = [LoginServer("memory", workdir, None), LoginServer("redis", workdir, redis_url)]
+async def part_b(
+    opts: argparse.Namespace,
+    redis_url: str,
+    workdir: Path,
+    *,
+    label: str | None = None,
+    tls_url: str | None = None,
+) -> list[HttpResult]:
+    """Memory against Redis at ``redis_url`` (its row named ``label``, "redis" by
+    default), and against the TLS Redis at ``tls_url`` too when given ("redis (tls)"):
+    the servers take turns, in a rotating order, round after round."""
+    servers = [
+        LoginServer("memory", workdir, None),
+        LoginServer("redis", workdir, redis_url, label),
+    ]
+    if tls_url is not None:
+        servers.append(LoginServer("redis", workdir, tls_url, "redis (tls)"))
     try:
         limits = httpx.Limits(
             max_connections=opts.http_concurrency * 2,
@@ -102,18 +121,23 @@ async def part_b(opts: argparse.Namespace, redis_url: str, workdir: Path) -> lis
                 await server.wait_ready()
             for server in servers:  # warm-up: connections, argon2 thread, JIT-free caches
                 await http_round(server, client, opts.http_concurrency * 4, opts)
-            totals = {s.backend: HttpResult(s.backend) for s in servers}
+            totals = {s.label: HttpResult(s.label) for s in servers}
             per_round = max(1, opts.http_requests // opts.http_rounds)
             for r in range(opts.http_rounds):
-                order = servers if r % 2 == 0 else servers[::-1]
+                if len(servers) == 2:
+                    order = servers if r % 2 == 0 else servers[::-1]
+                else:  # each server first, middle and last in turn
+                    shift = r % len(servers)
+                    order = servers[shift:] + servers[:shift]
+                    order = order if r // len(servers) % 2 == 0 else order[::-1]
                 for server in order:
                     res = await http_round(server, client, per_round, opts)
-                    total = totals[server.backend]
+                    total = totals[server.label]
                     total.latencies += res.latencies
                     total.statuses += res.statuses
                     total.elapsed += res.elapsed
                     print(
-                        f"  b: round {r + 1} {server.backend:<6} {len(res.latencies)} failed "
+                        f"  b: round {r + 1} {server.label:<11} {len(res.latencies)} failed "
                         f"logins, p99 {fmt_ms(percentile(res.latencies, 99))} ms",
                         file=sys.stderr,
                         flush=True,
@@ -123,7 +147,7 @@ async def part_b(opts: argparse.Namespace, redis_url: str, workdir: Path) -> lis
             server.shutdown()
     for total in totals.values():
         total.latencies.sort()
-    return [totals["memory"], totals["redis"]]
+    return [totals[s.label] for s in servers]
 
 
 def section(opts: argparse.Namespace, http: list[HttpResult]) -> list[str]:
@@ -152,13 +176,29 @@ def section(opts: argparse.Namespace, http: list[HttpResult]) -> list[str]:
         )
     headers = ["rate-limit backend", "requests", "req/s", "p50 ms", "p99 ms", "errors"]
     out = [heading, "", *table(headers, rows, md)]
-    mem, red = http
-    p50m, p50r = percentile(mem.latencies, 50), percentile(red.latencies, 50)
-    p99m, p99r = percentile(mem.latencies, 99), percentile(red.latencies, 99)
-    if p50m is not None and p50r is not None and p99m is not None and p99r is not None:
-        out.append("")
-        out.append(
-            f"Redis minus memory: p50 {(p50r - p50m) * 1000:+.2f} ms, "
-            f"p99 {(p99r - p99m) * 1000:+.2f} ms"
-        )
+    mem, *reds = http
+    for red in reds:
+        diff = _difference(red, mem)
+        if diff:
+            name = "Redis" if red.name == "redis" else red.name.capitalize()
+            out += ["", f"{name} minus memory: {diff}"]
+    if len(reds) == 2:
+        plain, tls = reds
+        diff = _difference(tls, plain)
+        if diff and plain.elapsed and tls.elapsed and plain.latencies:
+            ratio = (len(tls.latencies) / tls.elapsed) / (len(plain.latencies) / plain.elapsed)
+            out += [
+                "",
+                f"TLS minus plain: {diff}; TLS / plain throughput {ratio:.0%} "
+                f"({'met' if ratio >= 0.70 else 'missed'} against >= 70 %)",
+            ]
     return out
+
+
+def _difference(a: HttpResult, b: HttpResult) -> str | None:
+    """ "p50 +x ms, p99 +y ms" for ``a`` minus ``b`` (None without latencies)."""
+    p50a, p50b = percentile(a.latencies, 50), percentile(b.latencies, 50)
+    p99a, p99b = percentile(a.latencies, 99), percentile(b.latencies, 99)
+    if p50a is None or p50b is None or p99a is None or p99b is None:
+        return None
+    return f"p50 {(p50a - p50b) * 1000:+.2f} ms, p99 {(p99a - p99b) * 1000:+.2f} ms"
