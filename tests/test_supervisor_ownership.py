@@ -123,13 +123,16 @@ async def test_a_request_failure_is_reported_as_such_and_counted_once(
         supervisor = services.supervisor
         client = test_app.test_client()
         await redis_server.kill()
-        await services.sessions.set("s", {"a": "1"}, 60)  # answered by memory, no error
+        # The cache: its fallback (process memory) answers without a checkpoint, where
+        # the sessions' fallback (the store) would await a query and let the supervisor
+        # run in between.
+        await services.cache.set("k", "v", 60)  # answered by memory, no error
         # No checkpoint since the failure: the supervisor has not even run yet. The
         # request only tripped the breaker; the slots are where the supervisor put them.
         assert supervisor.breaker.tripped
         assert [s.backend_name for s in services.slots()] == ["redis"] * 3
         await wait_all(services, "memory")
-        assert await services.sessions.get("s") == {"a": "1"}
+        assert await services.cache.get("k") == "v"
         health = await (await client.get("/health")).get_json()
         reason = health["redis"]["last_switch"]["reason"]
         assert reason.startswith("request failed: "), reason
