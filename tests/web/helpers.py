@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -94,3 +95,9 @@ async def register_client(app: Any, client_id: str, **fields: Any) -> ClientRow:
     }
     row = client_row(client_id, **(defaults | fields))
     return await services_of(app).db.run(client_repo.insert, row)
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """The HTTP Basic header of a confidential client (RFC 6749 §2.3.1)."""
+    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}

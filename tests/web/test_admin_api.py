@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ from authly.oauth.clients import hash_secret
 from authly.store import clients as client_repo
 from tests.conftest import login, services_of
 from tests.web.admin_client import CLIENTS, SCOPES, AdminClient, session_handle
-from tests.web.helpers import JSON, TOKEN, error_body, json_of
+from tests.web.helpers import JSON, TOKEN, basic, error_body, json_of
 
 METADATA = "/.well-known/oauth-authorization-server"
 CLIENT_KEYS = {
@@ -57,14 +56,9 @@ async def _create(admin: AdminClient, body: dict[str, Any]) -> dict[str, Any]:
     return await json_of(await admin.post(CLIENTS, json=body), 201)
 
 
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    value = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {value}"}
-
-
 async def _client_credentials(client, client_id: str, secret: str, **params: str) -> Any:
     form = {"grant_type": "client_credentials", **params}
-    return await client.post(TOKEN, form=form, headers=_basic(client_id, secret))
+    return await client.post(TOKEN, form=form, headers=basic(client_id, secret))
 
 
 # --- create -----------------------------------------------------------------------------

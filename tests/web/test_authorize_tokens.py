@@ -3,8 +3,6 @@ refresh (RFC 6749 §4.1.3, §6; RFC 7636 §4.6; RFC 9700 §4.5, §4.14)."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from authly.factory import create_app
@@ -20,17 +18,13 @@ from tests.web.browser import (
     pkce_pair,
     web_client,
 )
-from tests.web.helpers import create_user, error_body, json_of, me, refresh
+from tests.web.helpers import basic, create_user, error_body, json_of, me, refresh
 
 
 async def _code(browser: Browser, **overrides: str) -> tuple[str, str]:
     verifier, challenge = pkce_pair()
     result = await browser.code_for(auth_params(challenge, **overrides))
     return result["code"], verifier
-
-
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
 
 async def _token_error(response, status: int, error: str) -> str:
@@ -164,14 +158,14 @@ async def test_confidential_client_with_basic_auth(app, browser):
             "code_verifier": verifier,
             "redirect_uri": REDIRECT,
         },
-        headers=_basic("conf", "wrong-secret"),
+        headers=basic("conf", "wrong-secret"),
     )
     await _token_error(response, 401, "invalid_client")
     assert response.headers["WWW-Authenticate"].startswith("Basic")
     # No secret at all: also invalid_client.
     await exchange(browser.client, code, verifier, client_id="conf", status=401)
     tokens = await exchange(
-        browser.client, code, verifier, client_id="", headers=_basic("conf", "conf-secret-value")
+        browser.client, code, verifier, client_id="", headers=basic("conf", "conf-secret-value")
     )
     assert tokens["scope"] == "email profile"
 

@@ -15,6 +15,7 @@ from tests.conftest import ADMIN_PASSWORD, ISSUER, login, services_of
 from tests.web.helpers import (
     LOGOUT,
     TOKEN,
+    basic,
     error_body,
     json_of,
     me,
@@ -142,11 +143,6 @@ async def test_logout_with_overlong_token_is_400(client):
 APP_SECRET = "app-secret-0123456789"
 
 
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    value = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {value}"}
-
-
 async def _confidential_tokens(app, client, client_id="app", secret=APP_SECRET) -> dict:
     """A refresh token issued to a confidential client (password grant, Basic auth)."""
     await register_client(
@@ -155,7 +151,7 @@ async def _confidential_tokens(app, client, client_id="app", secret=APP_SECRET) 
     response = await client.post(
         TOKEN,
         form={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD},
-        headers=_basic(client_id, secret),
+        headers=basic(client_id, secret),
     )
     return await json_of(response)
 
@@ -180,16 +176,16 @@ async def test_confidential_clients_token_without_credentials_is_401(app, client
     assert response.headers["Cache-Control"] == "no-store"
     # Nothing was revoked: the client can still refresh, and the access token works.
     assert (await me(client, f"Bearer {tokens['access_token']}")).status_code == 200
-    assert await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+    assert await _refreshes(client, tokens["refresh_token"], basic("app", APP_SECRET))
 
 
 async def test_confidential_clients_token_with_its_basic_credentials_is_revoked(app, client):
     tokens = await _confidential_tokens(app, client)
     response = await client.post(
-        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=_basic("app", APP_SECRET)
+        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=basic("app", APP_SECRET)
     )
     assert await json_of(response) == {"status": "logged_out"}
-    assert not await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+    assert not await _refreshes(client, tokens["refresh_token"], basic("app", APP_SECRET))
 
 
 async def test_confidential_clients_token_with_its_secret_in_the_body_is_revoked(app, client):
@@ -217,10 +213,10 @@ async def test_confidential_clients_token_with_its_secret_in_the_body_is_revoked
 async def test_wrong_secret_for_the_owning_client_is_401_and_revokes_nothing(app, client):
     tokens = await _confidential_tokens(app, client)
     response = await client.post(
-        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=_basic("app", "wrong")
+        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=basic("app", "wrong")
     )
     assert (await error_body(response, 401))["error"] == "invalid_client"
-    assert await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+    assert await _refreshes(client, tokens["refresh_token"], basic("app", APP_SECRET))
 
 
 async def test_another_clients_credentials_revoke_nothing(app, client):
@@ -229,16 +225,16 @@ async def test_another_clients_credentials_revoke_nothing(app, client):
     response = await client.post(
         LOGOUT,
         json={"refresh_token": tokens["refresh_token"]},
-        headers=_basic("other", "other-secret"),
+        headers=basic("other", "other-secret"),
     )
     assert await json_of(response) == {"status": "logged_out"}  # as for an unknown token
-    assert await _refreshes(client, tokens["refresh_token"], _basic("app", APP_SECRET))
+    assert await _refreshes(client, tokens["refresh_token"], basic("app", APP_SECRET))
     # Nor can another client end a first-party login session.
     mine = await _login_tokens(client)
     response = await client.post(
         LOGOUT,
         json={"refresh_token": mine["refresh_token"]},
-        headers=_basic("other", "other-secret"),
+        headers=basic("other", "other-secret"),
     )
     assert await json_of(response) == {"status": "logged_out"}
     assert await _refreshes(client, mine["refresh_token"], {})

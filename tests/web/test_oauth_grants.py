@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from authly.oauth import pkce
 from authly.oauth.authorization import AuthorizationCodes, AuthorizationRequest
 from tests.conftest import ISSUER, login, services_of
-from tests.web.helpers import error_body, json_of, register_client
+from tests.web.helpers import basic, error_body, json_of, register_client
 
 VERIFIER = "v" * 43 + "-verifier._~"
 REDIRECT = "https://app.example/cb"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 async def post(client, path: str, data: dict[str, str], headers: dict[str, str] | None = None):
