@@ -8,11 +8,13 @@ see .ci/run).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import concurrent.futures
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 import trio
 
+from tests.support.cluster import REDIS_CLI, RedisClusterGroup
 from tests.support.processes import REDIS_SERVER, RedisProcess, RedisTls
 
 requires_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed")
@@ -50,3 +52,27 @@ async def redis_server(nursery: trio.Nursery) -> AsyncIterator[RedisServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterGroup]:
+    """One 3-master, 3-replica Redis Cluster for the whole run, for tests that only use
+    it (the contract suite), each test emptying it first (``emptied``). Tests
+    that kill nodes start their own (tests/redis/test_cluster.py)."""
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        pytest.skip("redis-server or redis-cli not installed")
+    group = RedisClusterGroup(tmp_path_factory.mktemp("redis-cluster"))
+    # First asked for from inside a trio test: its own trio.run, in a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(trio.run, group.start).result()
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+async def emptied(group: RedisClusterGroup) -> RedisClusterGroup:
+    """``group`` after FLUSHALL on every master."""
+    for port in await group.master_ports():
+        await group.node_command(port, "FLUSHALL")
+    return group

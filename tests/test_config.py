@@ -372,10 +372,18 @@ def test_errors_never_echo_an_unencoded_password(separator):
     assert SECRET not in str(caught.value)
 
 
-def test_cluster_url_in_settings_is_refused_without_the_password():
+def test_cluster_url_in_settings_is_accepted_and_masked():
+    settings = Settings.from_env({"AUTHLY_REDIS_URL": f"redis://:{SECRET}@n1:6379,n2:6379/0"})
+    assert settings.redis.url is not None
+    assert settings.redis.url.is_cluster
+    assert settings.redis.url.masked() == "redis://:***@n1:6379,n2:6379/0"
+
+
+def test_cluster_url_with_another_database_is_refused_without_the_password():
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({"AUTHLY_REDIS_URL": f"redis://:{SECRET}@n1:6379,n2:6379/0"})
+        Settings.from_env({"AUTHLY_REDIS_URL": f"redis://:{SECRET}@n1:6379,n2:6379/3"})
     assert caught.value.variable == "AUTHLY_REDIS_URL"
+    assert "database 0 only" in str(caught.value)
     assert SECRET not in str(caught.value)
 
 

@@ -90,10 +90,6 @@ def parse_redis_url_setting(text: str) -> RedisUrl:
         check_tls_files(url)
     except RedisUrlError as exc:
         raise ValueError(str(exc)) from None
-    if url.is_cluster:
-        raise ValueError(
-            f"Redis Cluster ({url.masked()}) is not supported yet; give one node's URL"
-        )
     return url
 
 

@@ -37,7 +37,7 @@ import trio
 
 from authly.backends.reconcile import REDIS_ERRORS, Reconciler
 from authly.backends.records import LastError, Switch
-from authly.backends.redis import PREFIX, RedisCache, RedisRateLimiter, RedisSessionStore
+from authly.backends.redis import RedisCache, RedisRateLimiter, RedisSessionStore, fleet_keys
 from authly.backends.slot import (
     Breaker,
     CacheSlot,
@@ -286,7 +286,7 @@ class Supervisor:
             self.last_ping_seconds = time.perf_counter() - started
             seen, data_lost = await self.actor.run_script(
                 "heartbeat",
-                [PREFIX + "instances", PREFIX + "epoch"],
+                fleet_keys(self.actor),
                 [self.instance_id, max(int(self._interval * 3000), 3000)],
                 timeout=timeout,
             )

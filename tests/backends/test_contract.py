@@ -16,18 +16,24 @@ from authly.core.store_sessions import StoreSessionStore
 from authly.redis.actor import RedisActor
 from authly.redis.url import parse_redis_url
 from authly.store.db import open_database
-from tests.redis_server import RedisServer, requires_redis
+from tests.redis_server import RedisServer, emptied, requires_redis
 
 IMPLS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=[pytest.mark.redis, requires_redis]),
+    # Three masters (and their replicas): every script's keys must share a slot.
+    pytest.param("redis-cluster", id="redis-cluster", marks=[pytest.mark.redis, requires_redis]),
 ]
 
 
-async def _actor(nursery: trio.Nursery) -> RedisActor:
-    server = RedisServer(nursery)
-    await server.start()
-    actor = RedisActor(parse_redis_url(server.url), op_timeout=30.0)
+async def _actor(request, nursery: trio.Nursery) -> RedisActor:
+    if request.param == "redis-cluster":
+        url = (await emptied(request.getfixturevalue("shared_redis_cluster"))).url
+    else:
+        server = RedisServer(nursery)
+        await server.start()
+        url = server.url
+    actor = RedisActor(parse_redis_url(url), op_timeout=30.0)
     await nursery.start(actor.run)
     return actor
 
@@ -37,7 +43,7 @@ async def limiter(request, nursery) -> AsyncIterator[object]:
     if request.param == "memory":
         yield MemoryRateLimiter()
     else:
-        yield RedisRateLimiter(await _actor(nursery))
+        yield RedisRateLimiter(await _actor(request, nursery))
 
 
 @pytest.fixture(params=IMPLS)
@@ -45,7 +51,7 @@ async def cache(request, nursery) -> AsyncIterator[object]:
     if request.param == "memory":
         yield MemoryCache()
     else:
-        yield RedisCache(await _actor(nursery))
+        yield RedisCache(await _actor(request, nursery))
 
 
 SESSION_IMPLS = [
@@ -60,8 +66,8 @@ SESSION_IMPLS = [
 async def sessions(request, nursery, tmp_path) -> AsyncIterator[object]:
     if request.param == "memory":
         yield MemorySessionStore()
-    elif request.param == "redis":
-        yield RedisSessionStore(await _actor(nursery))
+    elif request.param.startswith("redis"):
+        yield RedisSessionStore(await _actor(request, nursery))
     else:
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path / 'sessions.db'}"

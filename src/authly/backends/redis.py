@@ -8,7 +8,14 @@ propagates.
 
 Keys (all under ``authly:``): ``rl:<key>`` sorted set per rate-limit window,
 ``cache:<key>`` string, ``sess:<id>`` hash, ``pool:<name>`` sorted set of the session
-keys in a bounded pool (by expiry), ``instances`` heartbeat sorted set.
+keys in a bounded pool (by expiry), ``instances`` heartbeat sorted set, ``epoch`` marker.
+
+On a Redis Cluster every Lua script must touch one hash slot, so the keys one script
+touches together share a hash tag: sessions and their pools are ``authly:{s}:sess:<id>``
+and ``authly:{s}:pool:<name>`` (a pool's eviction deletes other sessions' hashes), the
+heartbeat's are ``authly:{fleet}:instances`` and ``authly:{fleet}:epoch``. Rate-limit
+windows and cache entries are one key per call and spread over every master. The plain
+names stay on a single server, so upgrading does not orphan what Redis holds.
 """
 
 from __future__ import annotations
@@ -21,8 +28,19 @@ from authly.backends.protocols import Decision
 from authly.redis.actor import RedisActor
 
 PREFIX = "authly:"
+SESSION_TAG, FLEET_TAG = "{s}:", "{fleet}:"
 _SESSION_MARK = "__authly__"
 _US = 1_000_000
+
+
+def _prefix(actor: RedisActor, tag: str) -> str:
+    return PREFIX + tag if actor.url.is_cluster else PREFIX
+
+
+def fleet_keys(actor: RedisActor) -> list[str]:
+    """The heartbeat script's keys: the instances sorted set and the epoch marker."""
+    prefix = _prefix(actor, FLEET_TAG)
+    return [prefix + "instances", prefix + "epoch"]
 
 
 class RedisRateLimiter:
@@ -89,9 +107,11 @@ class RedisSessionStore:
 
     def __init__(self, actor: RedisActor) -> None:
         self._actor = actor
+        prefix = _prefix(actor, SESSION_TAG)
+        self._sess, self._pool = prefix + "sess:", prefix + "pool:"
 
     async def get(self, session_id: str) -> dict[str, str] | None:
-        data = await self._actor.execute("HGETALL", PREFIX + "sess:" + session_id)
+        data = await self._actor.execute("HGETALL", self._sess + session_id)
         if not data:
             return None
         data.pop(_SESSION_MARK, None)
@@ -102,7 +122,7 @@ class RedisSessionStore:
         args: list[object] = [_ms(ttl), _SESSION_MARK, "1"]
         for field, value in data.items():
             args += [field, value]
-        await self._actor.run_script("session_set", [PREFIX + "sess:" + session_id], args)
+        await self._actor.run_script("session_set", [self._sess + session_id], args)
 
     async def add(
         self, session_id: str, data: dict[str, str], ttl: float, *, pool: str, max_entries: int
@@ -110,16 +130,16 @@ class RedisSessionStore:
         args: list[object] = [_ms(ttl), max_entries, _SESSION_MARK, "1"]
         for field, value in data.items():
             args += [field, value]
-        keys = [PREFIX + "sess:" + session_id, PREFIX + "pool:" + pool]
+        keys = [self._sess + session_id, self._pool + pool]
         return int(await self._actor.run_script("session_add", keys, args))
 
     async def delete(self, session_id: str) -> None:
-        await self._actor.execute("DEL", PREFIX + "sess:" + session_id)
+        await self._actor.execute("DEL", self._sess + session_id)
 
     async def take(self, session_id: str, *, pool: str | None = None) -> dict[str, str] | None:
-        keys = [PREFIX + "sess:" + session_id]
+        keys = [self._sess + session_id]
         if pool is not None:
-            keys.append(PREFIX + "pool:" + pool)
+            keys.append(self._pool + pool)
         flat = await self._actor.run_script("session_take", keys, [])
         if not flat:
             return None
@@ -128,28 +148,20 @@ class RedisSessionStore:
         return data
 
     async def touch(self, session_id: str, ttl: float) -> bool:
-        return (
-            int(await self._actor.execute("PEXPIRE", PREFIX + "sess:" + session_id, _ms(ttl))) == 1
-        )
+        return int(await self._actor.execute("PEXPIRE", self._sess + session_id, _ms(ttl))) == 1
 
     async def export_all(self, batch: int = 500) -> list[tuple[str, dict[str, str], float]]:
         """Every session as (id, data, remaining ttl in seconds), by SCAN: for handing
         the feature back to its fallback when the operator pins it there."""
         found: list[tuple[str, dict[str, str], float]] = []
-        cursor: object = 0
-        prefix = PREFIX + "sess:"
-        while True:
-            reply = await self._actor.execute("SCAN", cursor, "MATCH", prefix + "*", "COUNT", batch)
-            cursor, keys = reply[0], reply[1]
-            for key in keys:
-                name = key.decode() if isinstance(key, bytes) else str(key)
-                session_id = name[len(prefix) :]
-                data = await self.get(session_id)
-                ttl_ms = int(await self._actor.execute("PTTL", name))
-                if data is not None and ttl_ms > 0:
-                    found.append((session_id, data, ttl_ms / 1000))
-            if int(cursor) == 0:  # type: ignore[call-overload]
-                return found
+        prefix = self._sess  # a hash tag's braces are no glob characters to Redis
+        for name in await self._actor.scan(prefix + "*", count=batch, timeout=30.0):
+            session_id = name[len(prefix) :]
+            data = await self.get(session_id)
+            ttl_ms = int(await self._actor.execute("PTTL", name))
+            if data is not None and ttl_ms > 0:
+                found.append((session_id, data, ttl_ms / 1000))
+        return found
 
 
 def _ms(seconds: float) -> int:

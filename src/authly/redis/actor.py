@@ -28,7 +28,7 @@ call's kind; ``statistics()`` gives the open and lent connections, read at each 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,11 +37,12 @@ import trio
 
 from authly.errors import BackendUnavailable
 from authly.redis.errors import (
-    AUTH_REFUSALS,
-    REFUSALS,
     ConnectionLost,
     RedisCommandError,
+    connection_lost,
+    describe,
     error_kind,
+    reply_error,
     with_kind,
 )
 from authly.redis.observer import RedisObserver
@@ -51,14 +52,13 @@ from authly.redis.url import RedisUrl, mask_password
 log = logging.getLogger("authly.redis")
 
 try:  # the [redis] extra is optional; without it Authly runs on memory backends
-    import redis.asyncio as redis_asyncio
     import trio_asyncio
-    from redis.backoff import NoBackoff
     from redis.exceptions import AuthenticationError as RedisAuthenticationError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import NoScriptError, RedisError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from redis.retry import Retry
+
+    from authly.redis import topology
 
     REDIS_AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised by the "dependency missing" test
@@ -69,11 +69,17 @@ QUEUE_SIZE = 65_536
 
 
 class _Call:
-    __slots__ = ("abandoned", "args", "done", "result", "script")
+    __slots__ = ("abandoned", "args", "direct", "done", "result", "script")
 
-    def __init__(self, args: tuple[Any, ...], script: Script | None) -> None:
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        script: Script | None,
+        direct: Callable[[Any], Awaitable[Any]] | None = None,
+    ) -> None:
         self.args = args
         self.script = script
+        self.direct = direct  # run with the client, outside the pipelines (SCAN)
         self.done = trio.Event()
         self.result: outcome.Outcome[Any] | None = None
         self.abandoned = False
@@ -110,8 +116,6 @@ class RedisActor:
     ) -> None:
         if not REDIS_AVAILABLE:
             raise BackendUnavailable("Redis dependency not available")
-        if url.is_cluster:
-            raise BackendUnavailable("Redis Cluster URLs are not supported yet")
         self.url = url
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
@@ -138,6 +142,18 @@ class RedisActor:
         script = self.scripts[name]
         call = _Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
         return await self._submit(call, timeout)
+
+    async def scan(
+        self, match: str, *, count: int = 500, timeout: float | None = None
+    ) -> list[str]:
+        """Every key matching ``match`` (SCAN; on each master of a cluster), sent on its
+        own rather than in a pipeline: for the rare hand-back of a feature's sessions."""
+
+        async def keys(client: Any) -> list[str]:
+            return await topology.scan(client, match, count)
+
+        result: list[str] = await self._submit(_Call(("SCAN",), None, keys), timeout)
+        return result
 
     async def _submit(self, call: _Call, timeout: float | None) -> Any:
         try:
@@ -178,28 +194,14 @@ class RedisActor:
         ``NOPERM this user has no permissions to run the 'ping' command``,
         ``ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused.``
         """
-        code = getattr(exc, "status_code", None)
-        text = str(exc)
-        if code and not text.startswith(code):
-            text = f"{code} {text}"
-        elif not code:
-            text = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-        return self.url.mask(text)
+        return describe(exc, self.url.mask)
 
     def statistics(self) -> ActorStatistics:
         """Read at each scrape: ``connections`` counts the pool's connections that are
         open right now (after a failure the pool keeps disconnected ones: not counted)."""
-        connections = 0
-        pool = getattr(self._client, "connection_pool", None)
-        if pool is not None:
-            pooled = [
-                *getattr(pool, "_available_connections", ()),
-                *getattr(pool, "_in_use_connections", ()),
-            ]
-            connections = sum(1 for c in pooled if getattr(c, "is_connected", False))
         return ActorStatistics(
             queued=self._receive.statistics().current_buffer_used,
-            connections=connections,
+            connections=topology.open_connections(self._client),
             calls=self._calls,
             batches=self._batches,
             failures=self._failures,
@@ -207,28 +209,6 @@ class RedisActor:
         )
 
     # ---- actor side ----------------------------------------------------------------
-
-    def _make_client(self) -> Any:
-        u, retry = self.url, {"retry": Retry(NoBackoff(), 1)}
-        options = {"connect_timeout": self.connect_timeout}
-        kwargs: dict[str, Any] = {
-            **u.client_kwargs(pool_size=self.pool_size, keepalive=self.keepalive, **options),
-            **retry,
-        }
-        if u.sentinel_service is None:
-            return redis_asyncio.Redis(host=u.host, port=u.port, **kwargs)
-        # redis+sentinel://: the pool asks the sentinels for the master at each connect, so
-        # once _drop_connections has run, the next call reaches the master elected since.
-        options["read_timeout"] = self.op_timeout
-        sentinel_kwargs = {**u.sentinel_kwargs(**options), **retry}
-        sentinels = redis_asyncio.Sentinel(u.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-        return sentinels.master_for(u.sentinel_service, **kwargs)
-
-    async def _close_client(self) -> None:  # on the asyncio loop
-        await self._client.aclose()
-        sentinels = getattr(self._client.connection_pool, "sentinel_manager", None)
-        if sentinels is not None:  # redis+sentinel://: the sentinels' own connections
-            await sentinels.aclose()
 
     async def run(
         self, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED
@@ -239,7 +219,13 @@ class RedisActor:
 
     async def _run(self, scope: trio.CancelScope, task_status: Any) -> None:
         async with trio_asyncio.open_loop():
-            self._client = self._make_client()
+            self._client = topology.make_client(
+                self.url,
+                pool_size=self.pool_size,
+                connect_timeout=self.connect_timeout,
+                keepalive=self.keepalive,
+                op_timeout=self.op_timeout,
+            )
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._dispatch, nursery)
@@ -247,7 +233,7 @@ class RedisActor:
             finally:
                 self._send.close()
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await trio_asyncio.aio_as_trio(self._close_client)()
+                    await trio_asyncio.aio_as_trio(topology.close)(self._client)
                 self._fail_pending()
 
     def _fail_pending(self) -> None:
@@ -276,10 +262,24 @@ class RedisActor:
                 except trio.WouldBlock:
                     break
             live = [c for c in batch if not c.abandoned]
+            for call in [c for c in live if c.direct is not None]:
+                live.remove(call)
+                nursery.start_soon(self._run_direct, call)
             if live:
                 nursery.start_soon(self._send_and_release, live, in_flight)
             else:
                 in_flight.release()
+
+    async def _run_direct(self, call: _Call) -> None:
+        assert call.direct is not None
+        self.observer.command(str(call.args[0]).lower())
+        try:
+            with trio.fail_after(self.connect_timeout + 30):  # a hang detector
+                result = await trio_asyncio.aio_as_trio(call.direct)(self._client)
+        except (trio.TooSlowError, RedisError, OSError) as exc:
+            call.fulfil(outcome.Error(with_kind(BackendUnavailable(self.describe(exc)), "other")))
+        else:
+            call.fulfil(outcome.Value(result))
 
     async def _send_and_release(self, calls: list[_Call], in_flight: trio.Semaphore) -> None:
         try:
@@ -305,10 +305,17 @@ class RedisActor:
             await self._reload_and_retry(retry)
 
     async def _reload_and_retry(self, calls: list[_Call]) -> None:
-        """After a Redis restart the script cache is empty: SCRIPT LOAD, then EVALSHA again."""
+        """After a Redis restart the script cache is empty: SCRIPT LOAD, then EVALSHA
+        again. On a cluster, SCRIPT LOAD would need every master: EVAL the source
+        instead, which also loads it on the master that owns the key."""
         scripts = {c.script.name: c.script for c in calls if c.script is not None}
-        commands = [("SCRIPT", "LOAD", s.source) for s in scripts.values()]
-        commands += [c.args for c in calls]
+        commands: list[tuple[Any, ...]]
+        if self.url.is_cluster:
+            scripts = {}
+            commands = [("EVAL", c.script.source, *c.args[2:]) for c in calls if c.script]
+        else:
+            commands = [("SCRIPT", "LOAD", s.source) for s in scripts.values()]
+            commands += [c.args for c in calls]
         try:
             replies = await self._pipeline(commands)
         except BackendUnavailable as exc:
@@ -321,16 +328,20 @@ class RedisActor:
     def _outcome(self, reply: Any) -> outcome.Outcome[Any]:
         if not isinstance(reply, Exception):
             return outcome.Value(reply)
-        text = self.describe(reply) if getattr(reply, "status_code", None) else str(reply)
-        code = text.split(" ", 1)[0]
-        if code in REFUSALS:
-            kind = "auth" if code in AUTH_REFUSALS else "unavailable"
-            return outcome.Error(with_kind(BackendUnavailable(text), kind))
-        return outcome.Error(RedisCommandError(self.url.mask(text)))
+        return outcome.Error(reply_error(reply, self.url.mask))
+
+    async def _node_failed(self, replies: list[Any]) -> list[Any]:
+        """A cluster node failed some commands of a batch (the others were answered):
+        those callers get ConnectionLost, and the next batch maps the cluster anew."""
+        await self._drop_connections()
+        return [self._lost(r) if topology.is_stale(r) else r for r in replies]
+
+    def _lost(self, exc: BaseException) -> ConnectionLost:
+        return connection_lost(exc, self.url.mask, auth=isinstance(exc, RedisAuthenticationError))
 
     async def _drop_connections(self) -> None:
         with trio.move_on_after(1):
-            await trio_asyncio.aio_as_trio(self._client.connection_pool.disconnect)()
+            await trio_asyncio.aio_as_trio(topology.reset)(self._client)
 
     async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         operations = [str(args[0]).lower() for args in commands]
@@ -340,20 +351,19 @@ class RedisActor:
             observer.command(operation)
             if self.on_command is not None:
                 self.on_command(operation)
-        pipe = self._client.pipeline(transaction=False)
-        for args in commands:
-            pipe.execute_command(*args)
         # Long enough to connect; callers give up at their own (shorter) deadline anyway.
         deadline = self.connect_timeout + self.op_timeout
         self._in_use += 1  # the pipeline holds one connection while it runs
         try:
             with trio.fail_after(deadline):
                 sent = trio.current_time()
-                result: list[Any] = await trio_asyncio.aio_as_trio(pipe.execute)(
-                    raise_on_error=False
+                result: list[Any] = await trio_asyncio.aio_as_trio(topology.pipeline)(
+                    self._client, commands
                 )
                 observer.replied(operations, trio.current_time() - sent)
-                return result
+            if any(topology.is_stale(reply) for reply in result):
+                result = await self._node_failed(result)
+            return result
         except trio.TooSlowError:
             message = f"Redis did not answer within {deadline * 1000:.0f} ms"
             raise with_kind(BackendUnavailable(message), "timeout") from None
@@ -362,11 +372,7 @@ class RedisActor:
             # connection is suspect (after a restart each would fail once more), so drop
             # them all and reconnect on next use.
             await self._drop_connections()
-            text = self.describe(exc)
-            auth = isinstance(exc, RedisAuthenticationError) or (
-                text.split(" ", 1)[0] in AUTH_REFUSALS
-            )
-            raise with_kind(ConnectionLost(text), "auth" if auth else "connection") from None
+            raise self._lost(exc) from None
         except RedisTimeoutError as exc:
             raise with_kind(BackendUnavailable(self.describe(exc)), "timeout") from None
         except ResponseError as exc:  # pragma: no cover - replies carry errors per command

@@ -6,7 +6,7 @@ Accepted forms (DESIGN §3)::
     redis://:password@host:6379/0
     redis://user:password@host:6379/0     (ACL; user and password percent-encoded)
     rediss://host:6380/0?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/c.key
-    redis://n1:6379,n2:6379,n3:6379/0     (cluster; parsed, not served yet)
+    redis://n1:6379,n2:6379,n3:6379/0     (Redis Cluster: any reachable nodes, database 0)
     redis+sentinel://:password@s1:26379,s2:26379,s3:26379/mymaster/0
                                           (Sentinel: sentinels, then service name, then db)
 
@@ -235,6 +235,8 @@ def parse_redis_url(url: str) -> RedisUrl:
         raise RedisUrlError("ssl_* options: TLS with Sentinel is not supported")
     if options and not tls:
         raise RedisUrlError("ssl_* options need the rediss:// scheme")
+    if len(hosts) > 1 and not sentinel and int(db_text) != 0:
+        raise RedisUrlError(f"a Redis Cluster has database 0 only, got {int(db_text)}")
     if "ssl_keyfile" in options and "ssl_certfile" not in options:
         raise RedisUrlError("ssl_keyfile needs ssl_certfile (the client certificate)")
     return RedisUrl(
