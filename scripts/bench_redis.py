@@ -38,7 +38,19 @@ ssl_ca_certs=...&ssl_certfile=...&ssl_keyfile=...``.
   flipping from cell to cell, and adds a table of TLS / plain (target >= 70 %); part b
   runs three servers (memory, Redis plain, Redis TLS) in rotating rounds; part c (memory
   per session, the same whatever the transport) runs on the plain server.
-Without either option nothing changes: one plain redis-server.
+Redis Cluster (``--cluster`` or ``--compare-cluster``): a private cluster of 3 masters with
+a replica each (tests/support/cluster.py: ``redis-server --cluster-enabled yes`` on free
+loopback ports, joined by ``redis-cli --cluster create``), reached by the comma-separated
+URL of its masters, ``redis://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/0``, through the same
+actor; the bridge baseline uses redis-py's RedisCluster there.
+- ``--cluster``          parts a and b against the cluster only (part c, memory per
+  session, is a single node's figure: skipped);
+- ``--compare-cluster``  a single redis-server and the cluster back to back in one run:
+  part a measures each Redis cell on single then on cluster, the order flipping from cell
+  to cell, and adds a table of cluster / single (target >= 80 % at concurrency 256); part b
+  runs three servers (memory, Redis single, Redis cluster) in rotating rounds; part c runs
+  on the single server. The helpers live in scripts/benchkit/redis_cluster.py.
+Without any of these four options: one plain redis-server.
 
 The script starts its own redis-server on a free loopback port (``--save ""
 --appendonly no``; never the shared 6379) and its own Authly processes (SQLite in a
@@ -50,6 +62,7 @@ Examples:
     .venv/bin/python scripts/bench_redis.py --markdown
     .venv/bin/python scripts/bench_redis.py --parts a --concurrency 1,16,64 --requests 50000
     .venv/bin/python scripts/bench_redis.py --parts a,b --compare-tls --markdown
+    .venv/bin/python scripts/bench_redis.py --parts a,b --compare-cluster --markdown
 
 Each part lives in scripts/benchkit/: redis_decisions.py (a), redis_login.py (b),
 redis_sessions.py (c), each with its own table.
@@ -64,6 +77,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,13 +85,16 @@ import benchkit  # noqa: F401  (first: puts the checkout's root on sys.path, for
 import trio
 
 # isort: split
-from benchkit import redis_decisions, redis_login, redis_sessions
+from benchkit import redis_cluster, redis_decisions, redis_login, redis_sessions
 from benchkit.common import choice_list, int_list, machine
 from benchkit.redis_decisions import IMPLS, Cell
 from benchkit.redis_login import HttpResult
 from benchkit.redis_sessions import SessionResult
 from tests.support.certs import make_pki
+from tests.support.cluster import RedisClusterGroup
 from tests.support.processes import REDIS_SERVER, RedisProcess, RedisTls
+
+PartA = Callable[[argparse.Namespace, str, str], Awaitable[list[Cell]]]
 
 
 def redis_version() -> str:
@@ -138,10 +155,13 @@ def render(
         out.append(f"command: {command}")
         if transport:
             out.append(f"redis transport: {transport}")
+    cluster = opts.cluster or opts.compare_cluster
     if cells:
-        out += ["", *redis_decisions.section(opts, cells)]
+        section = redis_cluster.decisions_section if cluster else redis_decisions.section
+        out += ["", *section(opts, cells)]
     if http:
-        out += ["", *redis_login.section(opts, http)]
+        login = redis_cluster.login_section if opts.compare_cluster else redis_login.section
+        out += ["", *login(opts, http)]
     if sessions is not None:
         out += ["", *redis_sessions.section(opts, sessions)]
     return "\n".join(out)
@@ -170,12 +190,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=1000)
     p.add_argument("--session-sample", type=int, default=100, help="keys given MEMORY USAGE")
     p.add_argument("--markdown", action="store_true", help="Markdown tables with a header")
-    tls = p.add_mutually_exclusive_group()
-    tls.add_argument("--tls", action="store_true", help="a TLS redis-server instead of plain")
-    tls.add_argument(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--tls", action="store_true", help="a TLS redis-server instead of plain")
+    mode.add_argument(
         "--compare-tls", action="store_true", help="plain and TLS back to back (parts a, b)"
     )
+    mode.add_argument("--cluster", action="store_true", help="a Redis Cluster (parts a, b)")
+    mode.add_argument(
+        "--compare-cluster", action="store_true", help="single and cluster back to back (a, b)"
+    )
     opts = p.parse_args(argv)
+    if opts.cluster and "c" in opts.parts:
+        print("bench_redis: part c (a single node's figure) skipped", file=sys.stderr)
+        opts.parts = [x for x in opts.parts if x != "c"]
     checks = [
         (1 <= opts.requests <= 10_000_000, "--requests must be in 1..10000000"),
         (0 < opts.max_seconds <= 600, "--max-seconds must be in (0, 600]"),
@@ -194,27 +221,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return opts
 
 
+def part_a_for(label: str) -> PartA:
+    """Part a's runner for a Redis labelled ``label`` (a cluster has its own bridge)."""
+    return redis_cluster.part_a if label == "cluster" else redis_decisions.part_a
+
+
 async def part_a_compare(opts: argparse.Namespace, urls: dict[str, str]) -> list[Cell]:
-    """Part a on plain and on TLS: each Redis cell (backend x concurrency) on one then
-    at once on the other, the order flipping from cell to cell; memory once."""
+    """Part a on both Redis of ``urls`` (plain and TLS, or single and cluster): each Redis
+    cell (backend x concurrency) on one then at once on the other, the order flipping
+    from cell to cell; memory once."""
     cells: list[Cell] = []
     impls = [i for i in IMPLS if i in opts.impls]
+    first, second = urls
 
     def narrowed(**changes: object) -> argparse.Namespace:
         return argparse.Namespace(**(vars(opts) | changes))
 
     if "memory" in impls:
-        cells += await redis_decisions.part_a(narrowed(impls=["memory"]), urls["plain"])
+        cells += await redis_decisions.part_a(narrowed(impls=["memory"]), urls[first])
     flip = False
     for c in opts.concurrency:
         for impl in impls:
             if impl == "memory":
                 continue
-            for label in ("tls", "plain") if flip else ("plain", "tls"):
+            for label in (second, first) if flip else (first, second):
                 sub = narrowed(impls=[impl], concurrency=[c])
-                cells += await redis_decisions.part_a(sub, urls[label], label)
+                cells += await part_a_for(label)(sub, urls[label], label)
             flip = not flip
-    order = {"": 0, "plain": 1, "tls": 2}
+    order = {"": 0, first: 1, second: 2}
     cells.sort(key=lambda x: (IMPLS.index(x.impl), x.concurrency, order[x.redis]))
     return cells
 
@@ -222,26 +256,28 @@ async def part_a_compare(opts: argparse.Namespace, urls: dict[str, str]) -> list
 async def main_async(
     opts: argparse.Namespace, urls: dict[str, str], workdir: Path
 ) -> tuple[list[Cell], list[HttpResult], SessionResult | None]:
-    """Run the chosen parts against the Redis at ``urls["plain"]`` and/or ``urls["tls"]``
-    (both with ``--compare-tls``)."""
+    """Run the chosen parts against the Redis of ``urls``, by label: "plain" (the default),
+    "tls", "cluster", or two of them ("plain" and "tls"; "single" and "cluster")."""
     cells: list[Cell] = []
     http: list[HttpResult] = []
     sessions = None
-    compare = "plain" in urls and "tls" in urls
-    redis_url = urls.get("plain") or urls["tls"]
+    compare = len(urls) == 2
+    label, redis_url = next(iter(urls.items()))  # the single server when there are two
     if "a" in opts.parts:
         if compare:
             cells = await part_a_compare(opts, urls)
         else:
-            cells = await redis_decisions.part_a(opts, redis_url, "tls" if opts.tls else "")
+            cells = await part_a_for(label)(opts, redis_url, "" if label == "plain" else label)
     if "b" in opts.parts:
-        if compare:
+        if opts.compare_cluster:
+            http = await redis_cluster.part_b_compare(opts, redis_url, urls["cluster"], workdir)
+        elif compare:
             http = await redis_login.part_b(
                 opts, redis_url, workdir, label="redis (plain)", tls_url=urls["tls"]
             )
         else:
-            label = "redis (tls)" if opts.tls else None
-            http = await redis_login.part_b(opts, redis_url, workdir, label=label)
+            name = None if label == "plain" else f"redis ({label})"
+            http = await redis_login.part_b(opts, redis_url, workdir, label=name)
     if "c" in opts.parts:
         sessions = await redis_sessions.part_c(opts, redis_url)
     return cells, http, sessions
@@ -253,11 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine()["load"]
     workdir = Path(tempfile.mkdtemp(prefix="authly-bench-redis-"))
     servers: dict[str, RedisProcess] = {}
+    cluster: RedisClusterGroup | None = None
     transport = ""
     try:
         try:
             version = redis_version()
-            if not opts.tls:
+            if not (opts.tls or opts.cluster):
                 servers["plain"] = RedisProcess(workdir / "redis.log")
             if opts.tls or opts.compare_tls:
                 pki = make_pki(workdir / "pki")
@@ -271,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
                 servers["tls"] = RedisProcess(workdir / "redis-tls.log", tls=tls)
             for server in servers.values():
                 trio.run(server.start)
+            if opts.cluster or opts.compare_cluster:
+                cluster = redis_cluster.start_cluster(workdir)
+                transport = (
+                    f"{'one redis-server and ' if servers else ''}a Redis Cluster "
+                    f"({redis_cluster.TOPOLOGY}), plain TCP, loopback"
+                )
         except RuntimeError as exc:
             raise SystemExit(f"bench_redis: {exc}") from None
         if "tls" in servers:
@@ -282,10 +325,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, server in servers.items():
             print(f"bench_redis: redis-server {version} ({name}) on {server.url}", file=sys.stderr)
         urls = {name: server.url for name, server in servers.items()}
+        if cluster is not None:
+            print(f"bench_redis: Redis Cluster on {cluster.url}", file=sys.stderr)
+            urls = {"single": urls["plain"]} if servers else {}
+            urls["cluster"] = cluster.url
         cells, http, sessions = trio.run(main_async, opts, urls, workdir)
     finally:
         for server in servers.values():
             server.close()
+        if cluster is not None:
+            cluster.close()
     print(render(opts, argv, version, cells, http, sessions, load_before, transport))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -37,10 +37,20 @@ a ``--timeout``; the processes are stopped on the way out (also on Ctrl-C).
 AUTHLY_* variables of the calling environment are NOT passed to the server; the script
 sets the ones it needs. Argon2 is made cheap (time cost 1, 1 MiB) unless ``--real-hash``.
 
+Redis Cluster (``--cluster``): the same load and /health poller against an Authly on a
+private cluster of 3 masters + 3 replicas (tests/support/cluster.py), in rounds instead of
+``--duration``/``--outages``: ``--rounds`` times a master AND its replica are killed (the
+cluster cannot heal; restarted after ``--outage-seconds``: detection = SIGKILL -> all
+memory, switch-back = ``cluster_state:ok`` on every node -> all redis), then
+``--promotion-rounds`` times a master alone (switch-back from its replica's promotion).
+Median and max per kind against the targets (<= 0.5 s down, <= 2 s back); the code is in
+scripts/benchkit/chaos_cluster.py.
+
 Examples:
     .venv/bin/python scripts/chaos.py
     .venv/bin/python scripts/chaos.py --duration 20 --outages 3
     .venv/bin/python scripts/chaos.py --duration 120 --rate 200 --outages 6 --seed 7
+    .venv/bin/python scripts/chaos.py --cluster --rounds 5 --promotion-rounds 3
 
 The code lives in scripts/benchkit/: chaos_run.py (server, load, outages, /health
 poller) and chaos_report.py (the output).
@@ -59,6 +69,7 @@ import benchkit  # noqa: F401  (first: puts the checkout's root on sys.path, for
 import trio
 
 # isort: split
+from benchkit.chaos_cluster import run_cluster
 from benchkit.chaos_report import report
 from benchkit.chaos_run import ChaosServer, Run, main_async
 from tests.support.processes import RedisProcess
@@ -90,7 +101,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=10.0, help="s to wait for a last recovery")
     p.add_argument("--real-hash", action="store_true", help="keep the default argon2 cost")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, SQLite)")
+    p.add_argument("--cluster", action="store_true", help="a Redis Cluster, in rounds")
+    p.add_argument("--rounds", type=int, default=3, help="--cluster: master+replica kills (3)")
+    p.add_argument(
+        "--promotion-rounds", type=int, default=2, help="--cluster: master-only kills (2)"
+    )
+    p.add_argument("--gap", type=float, default=2.0, help="--cluster: s of calm between rounds")
     opts = p.parse_args(argv)
+    if not (0 <= opts.rounds <= 50 and 0 <= opts.promotion_rounds <= 50):
+        p.error("--rounds and --promotion-rounds must be in [0, 50]")
+    if not 0 <= opts.gap <= 60:
+        p.error("--gap must be in [0, 60]")
     if opts.duration <= 0 or opts.duration > 3600:
         p.error("--duration must be in (0, 3600]")
     if opts.rate <= 0 or opts.rate > 5000:
@@ -107,6 +128,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="authly-chaos-"))
+    if opts.cluster:
+        status = run_cluster(opts, workdir)
+        if opts.keep or status != 0:
+            print(f"work dir kept: {workdir} (authly.stdout, authly.stderr, cluster/)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return status
     try:
         redis = RedisProcess(workdir / "redis.log")
     except RuntimeError as exc:  # no redis-server

@@ -55,10 +55,11 @@ def on_redis(health: dict[str, Any]) -> str | None:
 
 
 def backend_state(health: dict[str, Any]) -> str:
-    """'redis' / 'memory' when every Redis-enabled feature is on that backend, else 'mixed'."""
+    """'redis' when every Redis-enabled feature is on redis, 'memory' when every one is on
+    its fallback (memory; the store, "database", for sessions), else 'mixed'."""
     redis = health["redis"]
     enabled = [f for f, on in redis["features"].items() if on]
-    names = {redis["backends"][f] for f in enabled}
+    names = {"redis" if redis["backends"][f] == "redis" else "memory" for f in enabled}
     return names.pop() if len(names) == 1 else "mixed"
 
 

@@ -16,7 +16,8 @@ Cluster specifics (redis-py's ``RedisCluster``):
   Those (connection refused, timeout, CLUSTERDOWN, TRYAGAIN) mark the topology stale:
   ``reset`` then closes the client, and the next batch asks the cluster again
   (CLUSTER SLOTS) and so finds the replica promoted in the master's place.
-- ``PING`` goes to every master: the cluster is usable only when all of them answer.
+- ``PING`` becomes CLUSTER INFO on every master: the cluster is usable only when all of
+  them answer and say ``cluster_state:ok``.
 - Retries are off (``Retry(NoBackoff(), 0)``): redis-py would otherwise sleep 250 ms
   and retry inside the request's budget; the supervisor probes and switches instead.
 """
@@ -132,20 +133,25 @@ async def _cluster_pipeline(client: Any, commands: Sequence[tuple[Any, ...]]) ->
 
 
 async def _ping_masters(client: Any) -> Any:
-    """True when every master answers PING; otherwise the first failure (an exception)."""
+    """True when every master answers and says ``cluster_state:ok`` (CLUSTER INFO, which
+    a node that just came back fails for a while though it answers PING); otherwise the
+    first failure (an exception)."""
     try:
         if client._initialize:  # the slot map is gone (reset): ask the cluster again
             await client.initialize()
         masters = client.get_primaries()
         results = await asyncio.gather(
-            *(client.execute_command("PING", target_nodes=node) for node in masters),
+            *(client.execute_command("CLUSTER INFO", target_nodes=node) for node in masters),
             return_exceptions=True,
         )
     except (RedisError, RedisClusterException, OSError) as exc:
         return exc
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        return failed[0]
+    for node, result in zip(masters, results, strict=True):
+        if isinstance(result, BaseException):
+            return result
+        state = result.get("cluster_state") if isinstance(result, dict) else str(result)
+        if state != "ok":
+            return ClusterDownError(f"CLUSTERDOWN {node.name} says cluster_state:{state}")
     return True if masters else RedisConnectionError("Redis Cluster has no master")
 
 
