@@ -71,3 +71,26 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 def lines_with(caplog, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+class Traffic:
+    """Backend calls and requests in a loop while a test breaks Redis (a failover, a
+    killed node): every /health answers 200 and no backend call raises (a raise fails
+    the test through the nursery)."""
+
+    def __init__(self, test_app, services) -> None:
+        self.client, self.services = test_app.test_client(), services
+        self.answered = 0
+        self.statuses: set[int] = set()
+
+    async def run(self, stop: trio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await self.services.sessions.set(f"traffic-{n}", {"user_id": "t"}, 300)
+            await self.services.sessions.get(f"traffic-{n}")
+            await self.services.rate_limit.check_rate_limit(f"traffic-{n % 7}", 1_000_000, 60)
+            await self.services.cache.set(f"traffic-{n % 5}", "v", 60)
+            self.statuses.add((await self.client.get("/health")).status_code)
+            self.answered += 1
+            await trio.sleep(0.01)

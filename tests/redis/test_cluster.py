@@ -21,6 +21,7 @@ from tests.conftest import services_of
 from tests.redis_server import emptied
 from tests.supervisor_helpers import (
     FALLBACKS,
+    Traffic,
     metrics_text,
     redis_settings,
     sample,
@@ -63,27 +64,6 @@ async def owner_of(group: RedisClusterGroup, key: str) -> int | None:
         except RedisReplyError:  # MOVED: another master owns its slot
             continue
     return None
-
-
-class Traffic:
-    """Backend calls and requests in a loop: a raise fails the test through the nursery."""
-
-    def __init__(self, test_app, services) -> None:
-        self.client, self.services = test_app.test_client(), services
-        self.answered = 0
-        self.statuses: set[int] = set()
-
-    async def run(self, stop: trio.Event) -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            await self.services.sessions.set(f"traffic-{n}", {"user_id": "t"}, 300)
-            await self.services.sessions.get(f"traffic-{n}")
-            await self.services.rate_limit.check_rate_limit(f"traffic-{n % 7}", 1_000_000, 60)
-            await self.services.cache.set(f"traffic-{n % 5}", "v", 60)
-            self.statuses.add((await self.client.get("/health")).status_code)
-            self.answered += 1
-            await trio.sleep(0.01)
 
 
 async def test_authly_serves_on_a_cluster_with_keys_spread_over_the_masters(

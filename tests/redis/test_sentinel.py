@@ -18,7 +18,7 @@ import trio
 
 from authly.factory import create_app
 from tests.conftest import services_of
-from tests.supervisor_helpers import redis_settings, wait_all
+from tests.supervisor_helpers import Traffic, redis_settings, wait_all
 from tests.support.processes import REDIS_SERVER
 from tests.support.sentinel import SentinelGroup
 
@@ -49,27 +49,6 @@ async def _replicated(group: SentinelGroup, replica: int) -> bool:
         if await group.node_command(replica, "EXISTS", f"authly:sess:{sid}") != 1:
             return False
     return await group.node_command(replica, "ZCARD", f"authly:rl:{LIMIT_KEY}") == 3
-
-
-class Traffic:
-    """Requests and backend calls in a loop while the failover happens: every /health
-    answers 200 and no backend call raises (a raise fails the test through the nursery)."""
-
-    def __init__(self, test_app, services) -> None:
-        self.client, self.services = test_app.test_client(), services
-        self.answered = 0
-        self.statuses: set[int] = set()
-
-    async def run(self, stop: trio.Event) -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            await self.services.sessions.set(f"traffic-{n}", {"user_id": "t"}, 300)
-            await self.services.sessions.get(f"traffic-{n}")
-            await self.services.rate_limit.check_rate_limit("traffic", 1_000_000, 60)
-            self.statuses.add((await self.client.get("/health")).status_code)
-            self.answered += 1
-            await trio.sleep(0.01)
 
 
 async def _run_failover(tmp_path, group: SentinelGroup, *, kill: bool) -> None:
