@@ -39,7 +39,7 @@ HOST_ENV = {
 }
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message} (compose spec).
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
-HEALTH_URL = "http://127.0.0.1:8000/health"
+HEALTH_URL = "http://127.0.0.1:8000/health/ready"
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
@@ -199,7 +199,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
 
     def do_GET(self) -> None:
-        self.send_response(self.status if self.path == "/health" else 404)
+        self.send_response(self.status if self.path == "/health/ready" else 404)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:

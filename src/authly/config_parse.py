@@ -107,6 +107,17 @@ def parse_log_format(text: str) -> str:
     return fmt
 
 
+# AUTHLY_REGISTRATION: who may register clients dynamically (RFC 7591).
+REGISTRATION_MODES = ("closed", "token", "open")
+
+
+def parse_registration_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in REGISTRATION_MODES:
+        raise ValueError(f"must be one of {', '.join(REGISTRATION_MODES)}")
+    return mode
+
+
 def parse_log_file(text: str) -> str:
     """An absolute path Authly can append to: the file, if it exists, is writable and
     not a directory; otherwise its directory exists and files can be created there.

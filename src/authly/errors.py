@@ -15,7 +15,10 @@
         ├── InvalidToken            401 invalid_token + WWW-Authenticate (RFC 6750 §3.1)
         ├── InsufficientScope       403 insufficient_scope + WWW-Authenticate (RFC 6750 §3.1)
         ├── RateLimitExceeded       429 too_many_requests + Retry-After
-        ├── AccessDenied            403 access_denied
+        ├── AccessDenied            403 access_denied (400 when polling a device grant)
+        ├── AuthorizationPending    400 authorization_pending (RFC 8628 §3.5)
+        ├── SlowDown                400 slow_down (RFC 8628 §3.5)
+        ├── ExpiredToken            400 expired_token (RFC 8628 §3.5)
         ├── NotFound                404 not_found (admin API: no such client or scope)
         └── Conflict                409 conflict (admin API: duplicates, in-use)
 
@@ -125,6 +128,30 @@ class AccessDenied(OAuthError):
     error = "access_denied"
     status_code = 403
     default_description = "Not allowed."
+
+
+class AuthorizationPending(OAuthError):
+    """Raised when a device grant is polled before the user has answered."""
+
+    error = "authorization_pending"
+    status_code = 400
+    default_description = "The user has not answered yet; keep polling."
+
+
+class SlowDown(OAuthError):
+    """Raised when a device grant is polled sooner than its interval allows."""
+
+    error = "slow_down"
+    status_code = 400
+    default_description = "Polling too fast; add 5 seconds to the interval."
+
+
+class ExpiredToken(OAuthError):
+    """Raised when a device code has expired before the user approved it."""
+
+    error = "expired_token"
+    status_code = 400
+    default_description = "The device code has expired; start again."
 
 
 class InvalidScope(OAuthError):

@@ -21,15 +21,18 @@ from authly.core.logs import reopen_on_sighup
 from authly.core.redis_runtime import make_slots, start_redis
 from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
+from authly.oauth.assertions import ClientAssertions
 from authly.oauth.authorization import AuthorizationCodes
+from authly.oauth.client_auth import ClientAuthenticator
 from authly.oauth.consent import Consents
+from authly.oauth.jwks_fetch import RemoteJwks
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
 from authly.oauth.registry import Registry
 from authly.oidc.backchannel import BackchannelSender, LogoutNotifier
 from authly.oidc.id_tokens import IdTokens
 from authly.oidc.logout import Logouts
-from authly.services import EXTENSION_KEY, Services
+from authly.services import EXTENSION_KEY, STOPPING_KEY, Services
 from authly.store import deployment as deployment_repo
 from authly.store import users as user_repo
 from authly.store.db import Database, open_database
@@ -132,6 +135,8 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         cache,
         ttl=settings.cache_ttl_metadata,
         openid_ttl=settings.cache_ttl_discovery,
+        require_par=settings.require_par,
+        registration=settings.registration != "closed",
     )
     id_tokens = IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl)
     backchannel = BackchannelSender(id_tokens, on_result=metrics.count_backchannel_logout)
@@ -164,6 +169,10 @@ async def build_services(app: QuartTrio, settings: Settings, metrics: Metrics) -
         id_tokens=id_tokens,
         backchannel=backchannel,
         logouts=Logouts(db, id_tokens, browser_sessions, tokens, sessions, notifier),
+        # Client assertions (RFC 7523): jtis and fetched jwks_uri documents in the cache.
+        client_auth=ClientAuthenticator(
+            db, ClientAssertions(cache, RemoteJwks(cache), issuer=settings.issuer)
+        ),
     )
     services.owned_scopes.append(await app.nursery.start(keys.run_refresh, REFRESH_INTERVAL))
     services.owned_scopes.append(await app.nursery.start(backchannel.run))
@@ -208,6 +217,7 @@ def install(app: QuartTrio, settings: Settings, metrics: Metrics) -> None:
 
     @app.after_serving
     async def _stop() -> None:
+        app.extensions[STOPPING_KEY] = True  # /health/ready says "stopping"
         services: Services | None = app.extensions.pop(EXTENSION_KEY, None)
         if services is not None:
             stop_serving_app_backends()

@@ -14,6 +14,7 @@ from authly.backends.slot import CacheSlot, RateLimiterSlot, SessionSlot
 from authly.config import Settings
 from authly.housekeeping import Housekeeper
 from authly.metrics import Metrics
+from authly.oauth.client_auth import ClientAuthenticator
 from authly.oauth.consent import Consents
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.pending import PendingRequests
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from authly.supervisor import Supervisor
 
 EXTENSION_KEY = "authly"
+STOPPING_KEY = "authly_stopping"  # set when the app stops serving (/health/ready)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Services:
     id_tokens: IdTokens
     backchannel: BackchannelSender
     logouts: Logouts
+    client_auth: ClientAuthenticator
     supervisor: Supervisor | None = None
     housekeeper: Housekeeper | None = None
     redis_error: LastError | None = None  # Redis configured but never tried

@@ -29,6 +29,7 @@ from authly.config_parse import (
     parse_networks,
     parse_password,
     parse_redis_url_setting,
+    parse_registration_mode,
     parse_username,
     url_host,
 )
@@ -223,6 +224,42 @@ SETTINGS: tuple[Setting, ...] = (
         int_parser(10, 10_000_000),
         "50000",
         "Pending authorization requests kept at most (the oldest are evicted first).",
+    ),
+    Setting(
+        "AUTHLY_REQUIRE_PAR",
+        "require_par",
+        parse_bool,
+        "false",
+        "Every client must push its authorization requests first (RFC 9126).",
+    ),
+    Setting(
+        "AUTHLY_DPOP_NONCE",
+        "dpop_nonce",
+        parse_bool,
+        "false",
+        "DPoP proofs (RFC 9449) must carry a nonce the server issued (DPoP-Nonce header).",
+    ),
+    Setting(
+        "AUTHLY_REGISTRATION",
+        "registration",
+        parse_registration_mode,
+        "closed",
+        "Dynamic client registration (RFC 7591): closed (off), token (with an initial"
+        " access token from an operator) or open (anyone).",
+    ),
+    Setting(
+        "AUTHLY_REGISTRATION_RATE_LIMIT",
+        "registration_rate_limit",
+        _COUNT,
+        "10",
+        "Dynamic client registration requests per window, per client IP.",
+    ),
+    Setting(
+        "AUTHLY_REGISTRATION_RATE_WINDOW",
+        "registration_rate_window",
+        _SECONDS,
+        "3600",
+        "That window, seconds.",
     ),
     Setting(
         "AUTHLY_PURGE_INTERVAL",

@@ -28,8 +28,11 @@ def client_row(
     post_logout_redirect_uris: tuple[str, ...] = (),
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
+    jwks: str | None = None,
+    jwks_uri: str | None = None,
 ) -> client_repo.ClientRow:
-    """A client row as the admin API would store it (the secret hashed), created now."""
+    """A client row as the admin API would store it (the secret hashed; a
+    client_secret_jwt client's secret also kept), created now. ``jwks`` is JSON text."""
     now = time.time()
     return client_repo.ClientRow(
         client_id=client_id,
@@ -46,6 +49,9 @@ def client_row(
         post_logout_redirect_uris=post_logout_redirect_uris,
         backchannel_logout_uri=backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        jwt_secret=secret if auth_method == "client_secret_jwt" else None,
     )
 
 

@@ -70,6 +70,10 @@ async def test_a_lost_database_answers_503_and_recovers_without_a_restart(own_po
         health = await client.get("/health")
         assert health.status_code == 503
         assert (await health.get_json())["database"]["available"] is False
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert await ready.get_json() == {"status": "not_ready", "reason": "store_unavailable"}
+        assert (await client.get("/health/live")).status_code == 200  # alive all along
 
         await trio.to_thread.run_sync(own_postgres.start)
 
@@ -91,3 +95,4 @@ async def test_a_lost_database_answers_503_and_recovers_without_a_restart(own_po
                 break
             await trio.sleep(0.3)
         assert (await health.get_json())["database"]["available"] is True
+        assert (await client.get("/health/ready")).status_code == 200

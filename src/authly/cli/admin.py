@@ -12,8 +12,10 @@ import trio
 
 from authly.cli.admin_backends import backends
 from authly.cli.admin_db import db
+from authly.cli.admin_initial_tokens import initial_token
 from authly.cli.admin_keys import keys
 from authly.cli.admin_remote import COMMANDS
+from authly.cli.admin_resources import resource
 from authly.cli.admin_scopes import scope
 from authly.cli.admin_users import COMMANDS as USER_COMMANDS
 from authly.cli.common import load_settings, read_credentials
@@ -96,6 +98,8 @@ for _command in COMMANDS:
 for _command in USER_COMMANDS:
     user.add_command(_command)
 admin.add_command(scope)
+admin.add_command(resource)
 admin.add_command(keys)
+admin.add_command(initial_token)
 admin.add_command(backends)
 admin.add_command(db)

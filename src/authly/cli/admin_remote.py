@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from authly.cli.client_keys import key_fields, key_options, key_summary
+from authly.cli.client_par import par_fields, par_option, par_summary
 from authly.cli.common import read_credentials
 from authly.cli.remote import (
     DEFAULT_URL,
@@ -151,6 +153,8 @@ def _client_fields(c: dict[str, Any]) -> list[tuple[str, str]]:
         ("ID token alg", str(c.get("id_token_signed_response_alg", "RS256"))),
         ("post-logout URIs", " ".join(c.get("post_logout_redirect_uris") or []) or "-"),
         ("back-channel logout", _backchannel(c)),
+        ("public keys", key_summary(c)),
+        ("pushed requests", par_summary(c)),
     ]
 
 
@@ -227,6 +231,8 @@ _alg_choice = click.Choice(ID_TOKEN_ALGS)
 @click.option("--first-party", is_flag=True, help="Trusted first-party client (no consent).")
 @click.option("--id-token-alg", type=_alg_choice, default=None, help="Default RS256.")
 @_logout_options
+@key_options
+@par_option
 @remote_options
 def client_create(
     name: str,
@@ -240,6 +246,9 @@ def client_create(
     post_logout_uris: tuple[str, ...],
     backchannel_logout_uri: str | None,
     backchannel_sid: bool | None,
+    jwks_file: str | None,
+    jwks_uri: str | None,
+    require_par: bool | None,
     url: str,
     as_json: bool,
 ) -> None:
@@ -263,6 +272,8 @@ def client_create(
     if id_token_alg is not None:
         body["id_token_signed_response_alg"] = id_token_alg
     body.update(_logout_fields(post_logout_uris, backchannel_logout_uri, backchannel_sid))
+    body.update(key_fields(jwks_file, jwks_uri))
+    body.update(par_fields(require_par))
     _show_client(Remote(url).call("POST", "/clients", body=body), as_json)
 
 
@@ -307,6 +318,8 @@ def client_show(client_id: str, url: str, as_json: bool) -> None:
 @click.option("--first-party/--third-party", "first_party", default=None)
 @click.option("--id-token-alg", type=_alg_choice, default=None)
 @_logout_options
+@key_options
+@par_option
 @remote_options
 def client_update(
     client_id: str,
@@ -320,6 +333,9 @@ def client_update(
     post_logout_uris: tuple[str, ...],
     backchannel_logout_uri: str | None,
     backchannel_sid: bool | None,
+    jwks_file: str | None,
+    jwks_uri: str | None,
+    require_par: bool | None,
     url: str,
     as_json: bool,
 ) -> None:
@@ -335,6 +351,8 @@ def client_update(
     }
     body = {k: v for k, v in changes.items() if v is not None}
     body.update(_logout_fields(post_logout_uris, backchannel_logout_uri, backchannel_sid))
+    body.update(key_fields(jwks_file, jwks_uri))
+    body.update(par_fields(require_par))
     if not body:
         raise click.UsageError("nothing to change; see --help")
     path = f"/clients/{path_segment(client_id)}"

@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from authly.errors import AuthlyError, InvalidRequest, OAuthError
 from authly.oauth import pkce
 from authly.oauth.clients import redirect_uri_matches
+from authly.oauth.dpop_binding import check_jkt_parameter
+from authly.oauth.resources import resolve as resolve_resources
 from authly.oauth.scopes import describe_scope, format_scope, parse_scope
 from authly.oidc.claims import STANDARD_CLAIMS, parse_claims_request
 from authly.oidc.discovery import PROMPT_VALUES
@@ -86,6 +88,10 @@ class AuthorizationRequest:
     claims_userinfo: str = ""
     claims_id_token: str = ""
     response_mode: str = "query"
+    # The resources asked for (RFC 8707, oauth/resources.py), space-separated.
+    resources: str = ""
+    # DPoP (RFC 9449 §10): the key the code is for ('' = any, or none).
+    dpop_jkt: str = ""
 
     def error(self, error: str, description: str) -> RedirectableError:
         """An error answer to this (verified) request."""
@@ -124,6 +130,8 @@ class AuthorizationRequest:
             claims_userinfo=data.get("claims_userinfo", ""),
             claims_id_token=data.get("claims_id_token", ""),
             response_mode=data.get("response_mode", "query"),
+            resources=data.get("resources", ""),
+            dpop_jkt=data.get("dpop_jkt", ""),
         )
 
 
@@ -168,9 +176,20 @@ def _openid_parameters(params: Mapping[str, str]) -> _OpenID:
 
 
 async def validate_authorization_request(
-    db: Database, params: Mapping[str, str]
+    db: Database,
+    params: Mapping[str, str],
+    *,
+    pushed: bool = False,
+    require_pushed: bool = False,
+    resources: Sequence[str] = (),
 ) -> AuthorizationRequest:
-    """Check an authorization request; see the module docstring for error kinds."""
+    """Check an authorization request; see the module docstring for error kinds.
+
+    ``pushed``: it was sent to the pushed authorization request endpoint (RFC 9126,
+    oauth/par.py). A request that was not is refused (``invalid_request``) when
+    ``require_pushed`` (AUTHLY_REQUIRE_PAR) or the client's own
+    ``require_pushed_authorization_requests`` says every request must be pushed.
+    """
     client_id = params.get("client_id") or ""
     client = await db.run(client_repo.get, client_id) if 0 < len(client_id) <= 128 else None
     if client is None:
@@ -199,6 +218,11 @@ async def validate_authorization_request(
         )
     if mode not in RESPONSE_MODES:
         raise fail("invalid_request", f"response_mode must be one of: {', '.join(RESPONSE_MODES)}.")
+    if not pushed and (require_pushed or client.require_pushed_authorization_requests):
+        raise fail(
+            "invalid_request",
+            "Authorization requests must be pushed first (RFC 9126): use request_uri.",
+        )
     if not params.get("response_type"):
         raise fail("invalid_request", "response_type is required.")
     if params.get("response_type") != "code":
@@ -211,6 +235,7 @@ async def validate_authorization_request(
         )
         requested = parse_scope(params.get("scope"))
         oidc = _openid_parameters(params)
+        dpop_jkt = check_jkt_parameter(params.get("dpop_jkt"))
     except OAuthError as exc:
         raise fail(exc.error, exc.description) from None
     allowed = frozenset(client.scopes)
@@ -220,6 +245,11 @@ async def validate_authorization_request(
     extra = requested - allowed
     if extra:
         raise fail("invalid_scope", f"Scope not allowed for this client: {describe_scope(extra)}")
+    try:  # RFC 8707: the resources named, and the scope they allow
+        targets = await resolve_resources(db, resources)
+        requested = targets.check(requested, explicit=bool(params.get("scope")))
+    except OAuthError as exc:
+        raise fail(exc.error, exc.description) from None
     return AuthorizationRequest(
         client_id=client.client_id,
         client_name=client.name,
@@ -236,6 +266,8 @@ async def validate_authorization_request(
         claims_userinfo=oidc.claims_userinfo,
         claims_id_token=oidc.claims_id_token,
         response_mode=mode,
+        resources=" ".join(targets.resources),
+        dpop_jkt=dpop_jkt,
     )
 
 
@@ -268,6 +300,8 @@ class AuthorizationCodes:
             session_sid=login.sid if login else None,
             claims_userinfo=request.claims_userinfo,
             claims_id_token=request.claims_id_token,
+            resources=tuple(request.resources.split()),
+            dpop_jkt=request.dpop_jkt or None,
         )
         now = self._now()
         await self._db.run(code_repo.insert, hash_code(code), grant, now, now + self._ttl)

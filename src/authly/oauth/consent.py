@@ -22,6 +22,8 @@ from authly.oauth.authorization import (
     validate_authorization_request,
 )
 from authly.oauth.clients import redirect_uri_matches
+from authly.oauth.resources import PARAMETER as RESOURCE
+from authly.oauth.resources import consent_key
 from authly.store import clients as client_repo
 from authly.store import consents as consent_repo
 from authly.store import scopes as scope_repo
@@ -34,16 +36,24 @@ from authly.users.roles import ADMIN_SCOPE
 _TARGETING = ("client_id", "redirect_uri")
 
 
-async def validate_pairs(db: Database, pairs: Iterable[tuple[str, str]]) -> AuthorizationRequest:
-    """Validate an authorization request given as (name, value) pairs.
+async def validate_pairs(
+    db: Database, pairs: Iterable[tuple[str, str]], *, require_pushed: bool = False
+) -> AuthorizationRequest:
+    """Validate an authorization request given as (name, value) pairs (refused when
+    ``require_pushed``: see ``validate_authorization_request``).
 
     RFC 6749 §3.1: parameters MUST NOT be repeated. A repeated ``client_id`` or
     ``redirect_uri`` is an unsafe error (no redirect); any other repeat is
     ``invalid_request`` sent back to the client, once the target is known good.
+    ``resource`` may repeat (RFC 8707 §2).
     """
     params: dict[str, str] = {}
     repeated: list[str] = []
+    resources: list[str] = []
     for name, value in pairs:
+        if name == RESOURCE:
+            resources.append(value)
+            continue
         if name in params:
             if name not in repeated:
                 repeated.append(name)
@@ -52,7 +62,9 @@ async def validate_pairs(db: Database, pairs: Iterable[tuple[str, str]]) -> Auth
     for name in _TARGETING:
         if name in repeated:
             raise UnsafeAuthorizationError(f"The parameter {name} is repeated.")
-    request = await validate_authorization_request(db, params)
+    request = await validate_authorization_request(
+        db, params, require_pushed=require_pushed, resources=resources
+    )
     if repeated:
         names = ", ".join(n[:64] for n in repeated[:5])
         raise request.error("invalid_request", f"Parameters must not be repeated: {names}.")
@@ -154,7 +166,8 @@ class Consents:
     async def needed(self, request: AuthorizationRequest, user_id: str) -> bool:
         if request.first_party:
             return False
-        return not await self._db.run(consent_repo.has, user_id, request.client_id, request.scope)
+        key = consent_key(request.scope, tuple(request.resources.split()))
+        return not await self._db.run(consent_repo.has, user_id, request.client_id, key)
 
     async def approve(
         self,
@@ -168,9 +181,8 @@ class Consents:
         says); return the answer to send back."""
         await recheck_client(self._db, request)
         if remember and not request.first_party:
-            await self._db.run(
-                consent_repo.remember, user_id, request.client_id, request.scope, self._now()
-            )
+            key = consent_key(request.scope, tuple(request.resources.split()))
+            await self._db.run(consent_repo.remember, user_id, request.client_id, key, self._now())
         code = await self._codes.create(request, user_id, login)
         return answer(
             request.redirect_uri,

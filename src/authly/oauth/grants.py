@@ -8,6 +8,7 @@ grant per ``grant_type``.
 - ``refresh_token`` (§6): rotation with reuse detection, per client.
 - ``password`` (§4.3): only for clients registered with it (OAuth 2.1 drops it; the
   built-in first-party client ``authly`` keeps it for the JSON login).
+- ``urn:ietf:params:oauth:grant-type:device_code`` (RFC 8628 §3.4): oauth/device_token.py.
 
 ``handle_token_request`` returns the §5.1 body or raises an OAuthError. One table,
 ``GRANTS``, names the grant types: it drives dispatch, client validation
@@ -18,24 +19,27 @@ client may use the grant.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from authly.backends.protocols import RateLimiter
 from authly.errors import (
-    InvalidClient,
     InvalidGrant,
     InvalidRequest,
     RateLimitExceeded,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from authly.oauth import pkce
+from authly.oauth import dpop_binding, pkce, resource_grants
 from authly.oauth.authorization import check_code_text, hash_code
-from authly.oauth.clients import ClientCredentials, authenticate, credentials_from
+from authly.oauth.client_auth import ClientAuthenticator
+from authly.oauth.device import GRANT_TYPE as DEVICE_CODE
+from authly.oauth.device import DeviceGrants
+from authly.oauth.device_token import device_code_grant
+from authly.oauth.dpop_binding import DPoPRequest
+from authly.oauth.resources import check_requested
 from authly.oauth.scopes import format_scope, parse_scope, resolve_scope
 from authly.oidc.claims import release
 from authly.oidc.id_tokens import IdTokens, SignIn
@@ -54,7 +58,6 @@ from authly.users.roles import ADMIN_SCOPE
 # The built-in first-party client (seeded by migration 2): public, password + refresh.
 FIRST_PARTY_CLIENT_ID = "authly"
 DEFAULT_SCOPE = frozenset({"profile", "email"})
-_CLIENT_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 Body = dict[str, Any]
 
 # What the JSON login uses if an administrator has deleted the seeded ``authly`` client.
@@ -95,6 +98,11 @@ class TokenContext:
     id_tokens: IdTokens
     profiles: UserProfiles
     authorization: str | None = None
+    devices: DeviceGrants | None = None  # pending device grants (RFC 8628)
+    client_auth: ClientAuthenticator | None = None  # None: client assertions refused
+    resources: tuple[str, ...] = ()  # the request's resource values (RFC 8707)
+    dpop: DPoPRequest | None = None  # the request's DPoP proof, unchecked (RFC 9449)
+    dpop_jkt: str | None = None  # its key once checked (oauth/dpop_binding.py)
 
 
 def require(params: Mapping[str, str], name: str, max_length: int) -> str:
@@ -107,21 +115,21 @@ def require(params: Mapping[str, str], name: str, max_length: int) -> str:
 
 
 async def authenticate_client(
-    db: Database,
+    auth: Database | ClientAuthenticator,
     authorization: str | None,
     params: Mapping[str, str],
     *,
     default_client: str | None = None,
+    endpoint: str | None = None,
 ) -> ClientRow:
-    """The client the request proves it is (RFC 6749 §2.3); InvalidClient (401) if not."""
-    creds = credentials_from(authorization, params)
-    client_id = creds.client_id or default_client
-    if client_id is None:
-        raise InvalidClient("Client authentication is required.")
-    if not _CLIENT_ID.match(client_id):
-        raise InvalidRequest("client_id must be 1 to 128 printable ASCII characters.")
-    creds = ClientCredentials(client_id, creds.secret, creds.method)
-    return authenticate(await db.run(client_repo.get, client_id), creds)
+    """The client the request proves it is (RFC 6749 §2.3, RFC 7523 §2.2);
+    InvalidClient (401) if not. Given the bare store instead of the app's
+    ClientAuthenticator, client assertions are refused (oauth/client_auth.py)."""
+    if not isinstance(auth, ClientAuthenticator):
+        auth = ClientAuthenticator(auth)
+    return await auth.authenticate(
+        authorization, params, default_client=default_client, endpoint=endpoint
+    )
 
 
 async def limit(limiter: RateLimiter, limits: TokenLimits, key: str) -> None:
@@ -159,12 +167,17 @@ async def password_grant(
     if not user.is_admin:
         allowed -= {ADMIN_SCOPE}
     scope = resolve_scope(requested, allowed, DEFAULT_SCOPE & allowed)
+    resources, scope = await resource_grants.new_grant(
+        ctx.db, ctx.resources, scope, explicit=requested is not None
+    )
     body, _, _ = await ctx.tokens.issue(
         user_id=user.id,
         client_id=client.client_id,
         scope=format_scope(scope),
         client_ip=ctx.client_ip,
         with_refresh="refresh_token" in client.grant_types,
+        resources=resources,
+        **dpop_binding.token_keys(client, ctx.dpop_jkt),
     )
     return body
 
@@ -173,6 +186,7 @@ async def authorization_code_grant(
     ctx: TokenContext, client: ClientRow, params: Mapping[str, str]
 ) -> dict[str, Any]:
     code = check_code_text(params.get("code"))
+    check_requested(ctx.resources)  # malformed: refused before the code is spent
     code_hash = hash_code(code)
     redeemed = await ctx.db.run(code_repo.redeem, code_hash, time.time())
     if redeemed.status is RedeemStatus.REPLAYED:
@@ -192,13 +206,18 @@ async def authorization_code_grant(
     if (params.get("redirect_uri") or "") != grant.redirect_uri:
         raise InvalidGrant("redirect_uri does not match the authorization request.")
     pkce.verify(params.get("code_verifier"), grant.code_challenge)
+    dpop_binding.check_code_key(grant.dpop_jkt, ctx.dpop_jkt)
     user = await ctx.db.run(user_repo.get_by_id, grant.user_id)
     if user is None or not user.is_active:
         raise InvalidGrant("The account that approved this code is disabled.")
+    access = await resource_grants.redeem(ctx.db, grant.resources, ctx.resources, grant.scope)
     body, family_id, ref = await ctx.tokens.issue(
         user_id=grant.user_id,
         client_id=client.client_id,
         scope=grant.scope,
+        resources=grant.resources,
+        access_scope=access.scope,
+        access_resources=access.resources,
         client_ip=ctx.client_ip,
         with_refresh="refresh_token" in client.grant_types,
         auth_time=grant.auth_time,
@@ -206,6 +225,7 @@ async def authorization_code_grant(
         # Read by userinfo from the access token: the claims the claims parameter
         # asked for there (Core §5.5); refreshed access tokens carry them too.
         userinfo_claims=grant.claims_userinfo,
+        **dpop_binding.token_keys(client, ctx.dpop_jkt),
     )
     family = family_id if "refresh_token" in body else None
     replayed = await ctx.db.run(code_repo.record_issue, code_hash, family, ref.jti, ref.expires_at)
@@ -274,7 +294,12 @@ async def client_credentials_grant(
         registry = await ctx.db.run(scope_repo.list_all)
         default = frozenset(s.name for s in registry if s.is_default) & allowed
     scope = resolve_scope(requested, allowed, default)
-    return ctx.tokens.issue_for_client(client_id=client.client_id, scope=format_scope(scope))
+    resources, scope = await resource_grants.new_grant(
+        ctx.db, ctx.resources, scope, explicit=requested is not None
+    )
+    return ctx.tokens.issue_for_client(
+        client_id=client.client_id, scope=format_scope(scope), resources=resources, jkt=ctx.dpop_jkt
+    )
 
 
 async def _password(ctx: TokenContext, client: ClientRow, params: Mapping[str, str]) -> Body:
@@ -288,11 +313,19 @@ async def _password(ctx: TokenContext, client: ClientRow, params: Mapping[str, s
 
 
 async def _refresh(ctx: TokenContext, client: ClientRow, params: Mapping[str, str]) -> Body:
+    token = require(params, "refresh_token", 512)
+    scope = parse_scope(params.get("scope"))
+    # RFC 8707 §2.2: resource and scope checked against the family before rotating.
+    limits = await resource_grants.refresh_limits(
+        ctx.db, token, client.client_id, ctx.resources, scope, frozenset(client.scopes)
+    )
     body, grant = await ctx.tokens.refresh(
-        require(params, "refresh_token", 512),
+        token,
         client_id=client.client_id,
-        scope=parse_scope(params.get("scope")),
-        scope_limit=frozenset(client.scopes),
+        scope=scope,
+        scope_limit=limits.scope_limit,
+        resources=limits.resources,
+        jkt=ctx.dpop_jkt,
     )
     if is_openid(grant.scope):
         # A new ID token about the same sign-in, without nonce (Core §12.2).
@@ -329,6 +362,7 @@ GRANTS: dict[str, GrantType] = {
         GrantType("client_credentials", _client_credentials, confidential_only=True),
         GrantType("refresh_token", _refresh),
         GrantType("password", _password, first_party_only=True, issues_refresh=True),
+        GrantType(DEVICE_CODE, device_code_grant, issues_refresh=True),
     )
 }
 
@@ -339,12 +373,15 @@ async def handle_token_request(ctx: TokenContext, params: Mapping[str, str]) -> 
     if grant is None:
         raise UnsupportedGrantType(f"grant_type {grant_type[:64]!r} is not supported.")
     await limit_ip(ctx)
+    if ctx.dpop is not None:  # RFC 9449 §4.3, before client authentication
+        ctx = replace(ctx, dpop_jkt=await dpop_binding.proof_key(ctx.dpop))
     # Requests that name no client at all are the built-in first-party client's.
     client = await authenticate_client(
-        ctx.db, ctx.authorization, params, default_client=FIRST_PARTY_CLIENT_ID
+        ctx.client_auth or ctx.db, ctx.authorization, params, default_client=FIRST_PARTY_CLIENT_ID
     )
     await limit_client(ctx, client)
     if grant.confidential_only and not client.is_confidential:
         raise UnauthorizedClient(f"{grant.name} is for confidential clients only.")
     _allow(client, grant.name)
+    dpop_binding.require_proof(client, ctx.dpop_jkt)
     return await grant.run(ctx, client, params)

@@ -43,16 +43,17 @@ async def introspect(
     for kind in order:
         if kind == "access_token":
             try:
-                claims = await tokens.verify_access(token)
+                # Tokens issued for a resource (RFC 8707) too: resource servers ask.
+                claims = await tokens.verify_access(token, any_audience=True, any_sender=True)
             except InvalidToken:
                 continue
             # A user's token (not a client_credentials one) dies with the account.
             if claims.subject != claims.client_id and not await profiles.is_active(claims.subject):
                 return dict(INACTIVE)
             raw = claims.raw
-            return {
+            answer = {
                 "active": True,
-                "token_type": "Bearer",
+                "token_type": "Bearer" if claims.jkt is None else "DPoP",  # RFC 9449 §6.2
                 "scope": raw.get("scope", ""),
                 "client_id": claims.client_id,
                 "sub": claims.subject,
@@ -62,6 +63,9 @@ async def introspect(
                 "aud": raw.get("aud"),
                 "jti": claims.jti,
             }
+            if claims.jkt is not None:
+                answer["cnf"] = {"jkt": claims.jkt}
+            return answer
         if len(token) > MAX_REFRESH_TOKEN_LENGTH:
             continue
         info = await db.run(refresh_repo.lookup, hash_refresh_token(token), time.time())
@@ -96,7 +100,7 @@ async def revoke(tokens: TokenService, client: ClientRow, token: str, hint: str 
                 return
             continue
         try:
-            claims = await tokens.access.verify_fresh(token)
+            claims = await tokens.access.verify_fresh(token, any_audience=True)
         except InvalidToken:
             continue  # not a (live) access token of ours
         if claims.client_id == client.client_id:

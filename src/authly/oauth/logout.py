@@ -6,9 +6,9 @@ a token was issued to revoke it, so:
 - without client credentials, only a token of a public client (``auth_method`` "none",
   such as the built-in ``authly`` client behind the JSON login) is revoked: such a
   client has nothing to authenticate with, and holding its refresh token is the proof;
-- a confidential client's token needs that client's authentication (Basic or
-  ``client_secret_post``, as at the token endpoint); without it: InvalidClient (401)
-  and nothing is revoked;
+- a confidential client's token needs that client's authentication (Basic,
+  ``client_secret_post`` or a client assertion, as at the token endpoint); without it:
+  InvalidClient (401) and nothing is revoked;
 - with credentials, only the authenticated client's own token is revoked; another
   client's token is silently left alone (the same answer as for an unknown token).
 """
@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from authly.errors import InvalidClient
+from authly.oauth.client_auth import ClientAuthenticator
 from authly.oauth.clients import credentials_from
 from authly.oauth.grants import FIRST_PARTY_CLIENT, FIRST_PARTY_CLIENT_ID, authenticate_client
 from authly.store import clients as client_repo
 from authly.store.clients import ClientRow
-from authly.store.db import Database
 from authly.tokens.service import TokenService
 
 
@@ -33,7 +33,7 @@ def presents_credentials(authorization: str | None, params: Mapping[str, str]) -
 
 
 async def logout(
-    db: Database,
+    auth: ClientAuthenticator,
     tokens: TokenService,
     refresh_token: str,
     authorization: str | None,
@@ -44,8 +44,9 @@ async def logout(
     Error handling: InvalidClient when client authentication fails or a confidential
     client's token comes without it; InvalidRequest for malformed credentials.
     """
+    db = auth.db
     if presents_credentials(authorization, params):
-        client = await authenticate_client(db, authorization, params)
+        client = await authenticate_client(auth, authorization, params)
         await tokens.revoke(refresh_token, client_id=client.client_id)
         return
     owner = await tokens.client_of(refresh_token)

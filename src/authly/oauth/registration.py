@@ -6,15 +6,25 @@ API shows is what it accepts): ``name``, ``client_type``, ``token_endpoint_auth_
 ``id_token_signed_response_alg``, and for OpenID Connect logout
 ``post_logout_redirect_uris`` (the same strict form as redirect URIs),
 ``backchannel_logout_uri`` (``https``, or ``http`` on a loopback host; null to remove)
-and ``backchannel_logout_session_required``. Unknown fields are refused, so a typo
-(``redirect_uri``) is an error rather than a silent no-op.
+and ``backchannel_logout_session_required``, and for ``private_key_jwt`` ``jwks`` or
+``jwks_uri`` (oauth/client_keys.py; null to remove),
+``require_pushed_authorization_requests`` (RFC 9126 §6), and
+``dpop_bound_access_tokens`` (RFC 9449 §5.2: every token request needs a DPoP proof).
+Unknown fields are refused, so a typo (``redirect_uri``) is an error rather than a silent no-op.
 
 Rules (checked on every create and update, against the whole resulting client):
 
 - public clients authenticate with ``none`` and may not use ``client_credentials``;
-  confidential ones use ``client_secret_basic`` (default) or ``client_secret_post``;
+  confidential ones use ``client_secret_basic`` (default), ``client_secret_post``,
+  ``client_secret_jwt`` or ``private_key_jwt`` (RFC 7523 §2.2; no secret, but exactly one
+  of ``jwks`` and ``jwks_uri``, which no other client may have);
 - ``authorization_code`` needs at least one redirect URI (RFC 6749 §3.1.2; OAuth 2.1
   requires registration); ``refresh_token`` needs a grant that issues refresh tokens;
+- the device code grant (``urn:ietf:params:oauth:grant-type:device_code``, RFC 8628)
+  needs no redirect URI and suits public and confidential clients alike; it issues
+  refresh tokens;
+- ``require_pushed_authorization_requests`` needs ``authorization_code`` (it is about
+  the authorization endpoint);
 - ``password`` and the ``admin`` scope are for first-party clients only: the first
   hands the user's password to the client, the second lets it administer the server;
 - every scope must be in the registry; a client's type cannot change (create a new
@@ -34,6 +44,7 @@ from typing import Any
 
 from authly.errors import InvalidRequest
 from authly.oauth import redirect_uris
+from authly.oauth.client_keys import JWT_METHODS, check_jwks, check_jwks_uri, check_method_keys
 from authly.oauth.grants import GRANTS
 from authly.oidc.id_tokens import ID_TOKEN_ALGS
 from authly.store.clients import ClientRow
@@ -51,7 +62,7 @@ CLIENT_ID_LENGTH = 22
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
-CONFIDENTIAL_METHODS = ("client_secret_basic", "client_secret_post")
+CONFIDENTIAL_METHODS = ("client_secret_basic", "client_secret_post", *JWT_METHODS)
 FIRST_PARTY_GRANTS = frozenset(g.name for g in GRANTS.values() if g.first_party_only)
 CONFIDENTIAL_GRANTS = frozenset(g.name for g in GRANTS.values() if g.confidential_only)
 REFRESH_ISSUING_GRANTS = frozenset(g.name for g in GRANTS.values() if g.issues_refresh)
@@ -74,6 +85,10 @@ CLIENT_FIELDS = frozenset(
         "post_logout_redirect_uris",
         "backchannel_logout_uri",
         "backchannel_logout_session_required",
+        "jwks",
+        "jwks_uri",
+        "require_pushed_authorization_requests",
+        "dpop_bound_access_tokens",
     }
 )
 SCOPE_FIELDS = frozenset({"name", "description", "default"})
@@ -167,6 +182,10 @@ class ClientValues:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    require_pushed_authorization_requests: bool = False
+    dpop_bound_access_tokens: bool = False
 
     @classmethod
     def of(cls, row: ClientRow) -> ClientValues:
@@ -182,6 +201,10 @@ class ClientValues:
             post_logout_redirect_uris=row.post_logout_redirect_uris,
             backchannel_logout_uri=row.backchannel_logout_uri,
             backchannel_logout_session_required=row.backchannel_logout_session_required,
+            jwks=row.jwks,
+            jwks_uri=row.jwks_uri,
+            require_pushed_authorization_requests=row.require_pushed_authorization_requests,
+            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
         )
 
 
@@ -242,6 +265,14 @@ def _apply(values: ClientValues, body: Mapping[str, Any]) -> ClientValues:
     if "backchannel_logout_session_required" in body:
         field = "backchannel_logout_session_required"
         changes[field] = _flag(body[field], field)
+    if "jwks" in body:
+        changes["jwks"] = None if body["jwks"] is None else check_jwks(body["jwks"])
+    if "jwks_uri" in body:
+        uri = body["jwks_uri"]
+        changes["jwks_uri"] = None if uri is None else check_jwks_uri(uri)
+    for field in ("require_pushed_authorization_requests", "dpop_bound_access_tokens"):
+        if field in body:
+            changes[field] = _flag(body[field], field)
     return replace(values, **changes)
 
 
@@ -291,9 +322,14 @@ def check_client(values: ClientValues, registered_scopes: frozenset[str]) -> Non
     if needs_secret and not values.confidential:
         raise InvalidRequest(f"{needs_secret[0]} is for confidential clients only.")
     if "refresh_token" in grants and not grants & REFRESH_ISSUING_GRANTS:
-        raise InvalidRequest("refresh_token needs authorization_code (or password).")
+        raise InvalidRequest(
+            "refresh_token needs authorization_code (or password, or the device code grant)."
+        )
     if "authorization_code" in grants and not values.redirect_uris:
         raise InvalidRequest("authorization_code needs at least one redirect URI.")
+    if values.require_pushed_authorization_requests and "authorization_code" not in grants:
+        raise InvalidRequest("require_pushed_authorization_requests needs authorization_code.")
+    check_method_keys(values.auth_method, values.jwks, values.jwks_uri)
     if not values.first_party:
         if grants & FIRST_PARTY_GRANTS:
             raise InvalidRequest("The password grant is for first-party clients only.")

@@ -3,7 +3,11 @@
 The rules are in oauth/registration.py. Each change runs as one write transaction in
 the store's thread (read, validate, write), so two concurrent updates cannot lose one
 another's changes and a scope cannot be deleted while a client is being given it.
-Confidential clients get a secret of 256 random bits, returned once (create, rotate).
+Confidential clients get a secret of 256 random bits, returned once (create, rotate),
+except ``private_key_jwt`` clients, which authenticate with their keys and have none. Only
+the secret's SHA-256 is kept, except for ``client_secret_jwt`` clients, whose assertions
+are HMACs keyed with the secret itself: for them the secret is kept too (``jwt_secret``),
+and dropped when the client moves to another method.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from authly.errors import Conflict, InvalidRequest, NotFound
+from authly.oauth.client_keys import CLIENT_SECRET_JWT, PRIVATE_KEY_JWT
 from authly.oauth.clients import new_client_secret
 from authly.oauth.metadata import MetadataDocument
 from authly.oauth.registration import (
@@ -26,6 +31,7 @@ from authly.oauth.registration import (
     parse_scope,
 )
 from authly.store import clients as client_repo
+from authly.store import resources as resource_repo
 from authly.store import scopes as scope_repo
 from authly.store.clients import ClientExists, ClientRow
 from authly.store.conn import Conn, write_transaction
@@ -47,17 +53,21 @@ def _get(conn: Conn, client_id: str) -> ClientRow:
 
 
 def _create_tx(
-    conn: Conn, body: Mapping[str, Any], client_id: str, secret_hash: str, now: float
+    conn: Conn, body: Mapping[str, Any], client_id: str, secret: tuple[str, str], now: float
 ) -> ClientRow:
     with write_transaction(conn):
         registry = scope_repo.list_all(conn)
         defaults = tuple(s.name for s in registry if s.is_default)
         values = parse_new_client(body, defaults)
         check_client(values, frozenset(s.name for s in registry))
+        has_secret = values.confidential and values.auth_method != PRIVATE_KEY_JWT
         row = ClientRow(
             client_id=client_id,
             name=values.name,
-            secret_hash=secret_hash if values.confidential else None,
+            secret_hash=secret[1] if has_secret else None,
+            jwt_secret=secret[0] if values.auth_method == CLIENT_SECRET_JWT else None,
+            jwks=values.jwks,
+            jwks_uri=values.jwks_uri,
             auth_method=values.auth_method,
             redirect_uris=values.redirect_uris,
             grant_types=values.grant_types,
@@ -69,6 +79,8 @@ def _create_tx(
             post_logout_redirect_uris=values.post_logout_redirect_uris,
             backchannel_logout_uri=values.backchannel_logout_uri,
             backchannel_logout_session_required=values.backchannel_logout_session_required,
+            require_pushed_authorization_requests=values.require_pushed_authorization_requests,
+            dpop_bound_access_tokens=values.dpop_bound_access_tokens,
         )
         try:
             return client_repo.insert(conn, row)
@@ -92,18 +104,29 @@ def _update_tx(conn: Conn, client_id: str, body: Mapping[str, Any], now: float) 
             post_logout_redirect_uris=values.post_logout_redirect_uris,
             backchannel_logout_uri=values.backchannel_logout_uri,
             backchannel_logout_session_required=values.backchannel_logout_session_required,
+            jwks=values.jwks,
+            jwks_uri=values.jwks_uri,
+            require_pushed_authorization_requests=values.require_pushed_authorization_requests,
+            dpop_bound_access_tokens=values.dpop_bound_access_tokens,
+            # Moving to client_secret_jwt needs a rotated secret: only its hash was kept.
+            jwt_secret=current.jwt_secret if values.auth_method == CLIENT_SECRET_JWT else None,
             updated_at=now,
         )
         client_repo.update(conn, row)
         return row
 
 
-def _rotate_tx(conn: Conn, client_id: str, secret_hash: str, now: float) -> ClientRow:
+def _rotate_tx(conn: Conn, client_id: str, secret: tuple[str, str], now: float) -> ClientRow:
     with write_transaction(conn):
         current = _get(conn, client_id)
         if not current.is_confidential:
             raise InvalidRequest("Public clients have no secret to rotate.")
-        row = current.with_changes(secret_hash=secret_hash, updated_at=now)
+        if current.auth_method == PRIVATE_KEY_JWT:
+            raise InvalidRequest(
+                "private_key_jwt clients have no secret: they authenticate with their keys."
+            )
+        kept = secret[0] if current.auth_method == CLIENT_SECRET_JWT else None
+        row = current.with_changes(secret_hash=secret[1], jwt_secret=kept, updated_at=now)
         client_repo.update(conn, row)
         return row
 
@@ -133,6 +156,10 @@ def _delete_scope_tx(conn: Conn, name: str) -> None:
         if users:
             shown = ", ".join(users[:5]) + (", ..." if len(users) > 5 else "")
             raise Conflict(f"The scope {name!r} is registered to client(s) {shown}.")
+        resources = resource_repo.using_scope(conn, name)  # RFC 8707 registry
+        if resources:
+            shown = ", ".join(resources[:5]) + (", ..." if len(resources) > 5 else "")
+            raise Conflict(f"The scope {name!r} is allowed by resource(s) {shown}.")
         scope_repo.delete(conn, name)
 
 
@@ -161,20 +188,20 @@ class Registry:
         return await self._db.run(_get, client_id)
 
     async def create_client(self, body: Mapping[str, Any]) -> tuple[ClientRow, str | None]:
-        """The new client and, for a confidential one, its secret (shown only now)."""
-        secret, secret_hash = new_client_secret()
+        """The new client and, for a client with a secret, the secret (shown only now)."""
+        secret = new_client_secret()
         client_id = new_client_id()
-        row = await self._db.run(_create_tx, body, client_id, secret_hash, self._now())
-        return row, secret if row.is_confidential else None
+        row = await self._db.run(_create_tx, body, client_id, secret, self._now())
+        return row, secret[0] if row.secret_hash is not None else None
 
     async def update_client(self, client_id: str, body: Mapping[str, Any]) -> ClientRow:
         return await self._db.run(_update_tx, client_id, body, self._now())
 
     async def rotate_secret(self, client_id: str) -> tuple[ClientRow, str]:
         """A new secret replaces the old one at once; the old one stops working."""
-        secret, secret_hash = new_client_secret()
-        row = await self._db.run(_rotate_tx, client_id, secret_hash, self._now())
-        return row, secret
+        secret = new_client_secret()
+        row = await self._db.run(_rotate_tx, client_id, secret, self._now())
+        return row, secret[0]
 
     async def delete_client(self, client_id: str) -> None:
         await self._db.run(_delete_client_tx, client_id)

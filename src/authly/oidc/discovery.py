@@ -4,7 +4,10 @@ Built on the RFC 8414 document (oauth/metadata.py), so both name the same issuer
 endpoints, and lists only what works: the scopes in the registry, response type
 ``code`` in the query, the ID-token algorithms clients may choose, the standard claims
 Authly can release, the prompt values it honours, and RP-initiated and back-channel
-logout (``sid`` always in logout tokens).
+logout (``sid`` always in logout tokens). The pushed authorization request endpoint
+(RFC 9126: ``pushed_authorization_request_endpoint``,
+``require_pushed_authorization_requests``) comes with the RFC 8414 document, and so
+does ``registration_endpoint`` (RFC 7591) when AUTHLY_REGISTRATION is not ``closed``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def openid_metadata(oauth: dict[str, Any]) -> dict[str, Any]:
         prompt_values_supported=list(PROMPT_VALUES),
         claims_parameter_supported=True,
         request_parameter_supported=False,
+        # Request objects fetched from a URL (Core §6.2) are not supported; the PAR
+        # request_uri (RFC 9126) is a reference to a pushed request, advertised apart.
         request_uri_parameter_supported=False,
         backchannel_logout_supported=True,
         backchannel_logout_session_supported=True,

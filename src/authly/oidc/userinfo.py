@@ -28,14 +28,17 @@ from authly.users.profiles import UserProfiles
 OPENID_SCOPE = "openid"
 
 
-async def userinfo_json(tokens: TokenService, profiles: UserProfiles, token: str) -> bytes:
+async def userinfo_json(
+    tokens: TokenService, profiles: UserProfiles, token: str, *, dpop_jkt: str | None = None
+) -> bytes:
     """The claims to return for ``token``, as a compact JSON document (UTF-8, ASCII-safe,
-    ending with a newline, as Quart's ``jsonify`` writes it).
+    ending with a newline, as Quart's ``jsonify`` writes it). ``dpop_jkt``: the key of
+    the request's verified DPoP proof (RFC 9449 §7), None for a bearer token.
 
     Error handling: InvalidToken for a bad, expired or revoked token or a disabled or
     unknown user; InsufficientScope when the token lacks ``openid``.
     """
-    claims = await tokens.verify_access(token)
+    claims = await tokens.verify_access(token, dpop_jkt=dpop_jkt)
     if OPENID_SCOPE not in claims.scope:
         raise InsufficientScope(OPENID_SCOPE, "The access token lacks the openid scope.")
     entry = await profiles.entry(claims.subject)

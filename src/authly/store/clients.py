@@ -1,4 +1,6 @@
-"""Registered OAuth clients. Secrets are stored as SHA-256 of 256 random bits."""
+"""Registered OAuth clients. Secrets are stored as SHA-256 of 256 random bits; a
+``client_secret_jwt`` client's secret is also kept as is (``jwt_secret``), because the
+server must compute the HMAC its assertions are signed with (docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ class ClientRow:
     client_id: str
     name: str
     secret_hash: str | None = field(repr=False)
-    auth_method: str  # client_secret_basic | client_secret_post | none
+    # client_secret_basic | client_secret_post | client_secret_jwt | private_key_jwt | none
+    auth_method: str
     redirect_uris: tuple[str, ...]
     grant_types: tuple[str, ...]
     scopes: tuple[str, ...]
@@ -31,13 +34,22 @@ class ClientRow:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    # private_key_jwt (RFC 7523 §2.2): an inline JWK Set (JSON text) or where to fetch one.
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    # client_secret_jwt: the secret itself, the HMAC key of its assertions.
+    jwt_secret: str | None = field(default=None, repr=False)
+    # RFC 9126 §6: the authorization endpoint accepts only pushed requests (request_uri).
+    require_pushed_authorization_requests: bool = False
+    # RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_confidential(self) -> bool:
         return self.auth_method != "none"
 
     def public(self) -> dict[str, Any]:
-        """The admin view: everything but the secret hash."""
+        """The admin view: everything but the secret (its hash, or the kept secret)."""
         return {
             "client_id": self.client_id,
             "name": self.name,
@@ -47,10 +59,14 @@ class ClientRow:
             "grant_types": list(self.grant_types),
             "scopes": list(self.scopes),
             "first_party": self.first_party,
+            "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
+            "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
             "id_token_signed_response_alg": self.id_token_signed_response_alg,
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
             "backchannel_logout_uri": self.backchannel_logout_uri,
             "backchannel_logout_session_required": self.backchannel_logout_session_required,
+            "jwks": None if self.jwks is None else json.loads(self.jwks),
+            "jwks_uri": self.jwks_uri,
             "created_at": int(self.created_at),
             "updated_at": int(self.updated_at),
         }
@@ -77,6 +93,11 @@ def _row(row: Row | None) -> ClientRow | None:
         post_logout_redirect_uris=tuple(json.loads(row["post_logout_redirect_uris"])),
         backchannel_logout_uri=row["backchannel_logout_uri"],
         backchannel_logout_session_required=bool(row["backchannel_logout_session_required"]),
+        jwks=row["jwks"],
+        jwks_uri=row["jwks_uri"],
+        jwt_secret=row["jwt_secret"],
+        require_pushed_authorization_requests=bool(row["require_pushed_authorization_requests"]),
+        dpop_bound_access_tokens=bool(row["dpop_bound_access_tokens"]),
     )
 
 
@@ -102,6 +123,11 @@ def _values(c: ClientRow) -> tuple[Any, ...]:
         json.dumps(list(c.post_logout_redirect_uris)),
         c.backchannel_logout_uri,
         int(c.backchannel_logout_session_required),
+        c.jwks,
+        c.jwks_uri,
+        c.jwt_secret,
+        int(c.require_pushed_authorization_requests),
+        int(c.dpop_bound_access_tokens),
         c.updated_at,
     )
 
@@ -111,8 +137,10 @@ def insert(conn: Conn, client: ClientRow) -> ClientRow:
         conn.execute(
             "INSERT INTO clients (name, secret_hash, auth_method, redirect_uris, grant_types,"
             " scopes, first_party, id_token_signed_response_alg, post_logout_redirect_uris,"
-            " backchannel_logout_uri, backchannel_logout_session_required, updated_at,"
-            " client_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " backchannel_logout_uri, backchannel_logout_session_required, jwks, jwks_uri,"
+            " jwt_secret, require_pushed_authorization_requests, dpop_bound_access_tokens,"
+            " updated_at, client_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*_values(client), client.client_id, client.created_at),
         )
     except IntegrityError:
@@ -125,7 +153,9 @@ def update(conn: Conn, client: ClientRow) -> ClientRow | None:
         "UPDATE clients SET name = ?, secret_hash = ?, auth_method = ?, redirect_uris = ?,"
         " grant_types = ?, scopes = ?, first_party = ?, id_token_signed_response_alg = ?,"
         " post_logout_redirect_uris = ?, backchannel_logout_uri = ?,"
-        " backchannel_logout_session_required = ?, updated_at = ? WHERE client_id = ?",
+        " backchannel_logout_session_required = ?, jwks = ?, jwks_uri = ?, jwt_secret = ?,"
+        " require_pushed_authorization_requests = ?, dpop_bound_access_tokens = ?,"
+        " updated_at = ? WHERE client_id = ?",
         (*_values(client), client.client_id),
     )
     return client if cur.rowcount == 1 else None

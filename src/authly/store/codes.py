@@ -39,6 +39,10 @@ class CodeGrant:
     # Standard claims the claims parameter asked for by name (space-separated).
     claims_userinfo: str = ""
     claims_id_token: str = ""
+    # The resources (RFC 8707) the code was granted for; () = none named.
+    resources: tuple[str, ...] = ()
+    # DPoP (RFC 9449 §10): the key the request named (dpop_jkt); None = any or none.
+    dpop_jkt: str | None = None
 
 
 class RedeemStatus(enum.Enum):
@@ -61,8 +65,8 @@ class Redeemed:
 def insert(conn: Conn, code_hash: str, grant: CodeGrant, now: float, expires_at: float) -> None:
     conn.execute(
         "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope,"
-        " code_challenge, nonce, auth_time, session_sid, claims, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " code_challenge, nonce, auth_time, session_sid, claims, created_at, expires_at,"
+        " resources, dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             code_hash,
             grant.client_id,
@@ -76,6 +80,8 @@ def insert(conn: Conn, code_hash: str, grant: CodeGrant, now: float, expires_at:
             json.dumps([grant.claims_userinfo, grant.claims_id_token]),
             now,
             expires_at,
+            " ".join(grant.resources),
+            grant.dpop_jkt,
         ),
     )
 
@@ -118,6 +124,8 @@ def redeem(conn: Conn, code_hash: str, now: float) -> Redeemed:
             row["session_sid"],
             userinfo,
             id_token,
+            tuple((row["resources"] or "").split()),
+            row["dpop_jkt"],
         )
         return Redeemed(RedeemStatus.OK, grant)
 

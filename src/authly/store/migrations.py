@@ -188,6 +188,62 @@ MIGRATIONS: list[list[str]] = [
             seen_at REAL NOT NULL
         )""",
     ],
+    # 8: client authentication with signed JWTs (RFC 7523 §2.2, OpenID Connect Core §9):
+    # a private_key_jwt client's public keys (an inline JWK Set, or the URL it is fetched
+    # from), and the secret a client_secret_jwt client's HMAC is keyed with (kept for
+    # those clients only; every other secret stays a SHA-256 hash).
+    [
+        "ALTER TABLE clients ADD COLUMN jwks TEXT",
+        "ALTER TABLE clients ADD COLUMN jwks_uri TEXT",
+        "ALTER TABLE clients ADD COLUMN jwt_secret TEXT",
+    ],
+    # 9: pushed authorization requests (RFC 9126 §6): a client whose authorization
+    # requests must all be pushed first (the authorization endpoint then takes only
+    # request_uri from it).
+    [
+        "ALTER TABLE clients ADD COLUMN require_pushed_authorization_requests"
+        " INTEGER NOT NULL DEFAULT 0",
+    ],
+    # 10: dynamic client registration (RFC 7591, RFC 7592): the SHA-256 of the
+    # registration access token of a client that registered itself (NULL for clients an
+    # operator created: they cannot be managed through RFC 7592), and the initial access
+    # tokens operators hand out for registration (stored as SHA-256 only).
+    [
+        "ALTER TABLE clients ADD COLUMN registration_token_hash TEXT",
+        """CREATE TABLE initial_access_tokens (
+            id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            max_uses INTEGER,
+            uses INTEGER NOT NULL DEFAULT 0,
+            created_by TEXT
+        )""",
+    ],
+    # 11: resource indicators (RFC 8707): the registry of protected resources (scopes:
+    # a JSON array), and the resources an authorization code or a refresh-token family
+    # was granted for (space-separated identifiers; '' = none named: the default
+    # audience).
+    [
+        """CREATE TABLE resources (
+            identifier TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "ALTER TABLE authorization_codes ADD COLUMN resources TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE refresh_tokens ADD COLUMN resources TEXT NOT NULL DEFAULT ''",
+    ],
+    # 12: DPoP (RFC 9449): the key (JWK SHA-256 thumbprint) a public client's
+    # refresh-token family is bound to (§5), the dpop_jkt an authorization code was
+    # requested with (§10), and clients that must always send a proof (§5.2).
+    [
+        "ALTER TABLE refresh_tokens ADD COLUMN dpop_jkt TEXT",
+        "ALTER TABLE authorization_codes ADD COLUMN dpop_jkt TEXT",
+        "ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 
 

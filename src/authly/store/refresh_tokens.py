@@ -23,6 +23,7 @@ class RotateStatus(enum.Enum):
     WRONG_CLIENT = "wrong_client"
     SCOPE_EXCEEDED = "scope_exceeded"
     USER_INACTIVE = "user_inactive"
+    DPOP_KEY_MISMATCH = "dpop_key_mismatch"  # bound family, no proof or another key
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Grant:
     # The sign-in behind the family (OpenID Connect: auth_time and sid of ID tokens).
     auth_time: float | None = None
     session_sid: str | None = None
+    # The resources (RFC 8707) the family was granted for; () = none named.
+    resources: tuple[str, ...] = ()
+    # DPoP (RFC 9449 §5): the key a public client's family is bound to; None = unbound.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,8 @@ def insert(
 ) -> None:
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, client_id, scope,"
-        " created_at, expires_at, access_jti, access_expires_at, auth_time, session_sid)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, expires_at, access_jti, access_expires_at, auth_time, session_sid,"
+        " resources, dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             token_hash,
             grant.family_id,
@@ -86,6 +91,8 @@ def insert(
             access.expires_at if access else None,
             grant.auth_time,
             grant.session_sid,
+            " ".join(grant.resources),
+            grant.dpop_jkt,
         ),
     )
 
@@ -118,6 +125,8 @@ def _grant(row: Row) -> Grant:
         row["family_id"],
         row["auth_time"],
         row["session_sid"],
+        tuple((row["resources"] or "").split()),
+        row["dpop_jkt"],
     )
 
 
@@ -141,11 +150,14 @@ def rotate(
     now: float,
     ttl: float,
     access: AccessRef | None = None,
+    dpop_jkt: str | None = None,
 ) -> RotateResult:
     """Swap the token ``old_hash`` for ``new_hash`` atomically.
 
     ``scope`` (if given) must be a subset of the original grant's scope (RFC 6749 §6);
-    ``client_id`` (if given) must match the client the token was issued to.
+    ``client_id`` (if given) must match the client the token was issued to; a family
+    bound to a DPoP key needs ``dpop_jkt`` (the request's proof key) to be that key,
+    checked before reuse so that a token taken without its key can do nothing at all.
     """
     with write_transaction(conn):
         row = conn.execute(
@@ -159,6 +171,8 @@ def rotate(
             return RotateResult(RotateStatus.REVOKED)
         if client_id is not None and client_id != row["client_id"]:
             return RotateResult(RotateStatus.WRONG_CLIENT)
+        if row["dpop_jkt"] is not None and row["dpop_jkt"] != dpop_jkt:
+            return RotateResult(RotateStatus.DPOP_KEY_MISMATCH)
         if row["rotated_at"] is not None:
             revoked = revoke_family(conn, row["family_id"], now)
             return RotateResult(RotateStatus.REUSED, None, tuple(revoked))

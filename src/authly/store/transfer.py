@@ -20,7 +20,7 @@ issuer when none is configured) and the unexpired "Database sessions" (sessions 
 Redis or in memory are not in the store and are not moved). Authorization codes and
 instance heartbeats are not moved. Tables in ``TABLES`` that the schema lacks are
 skipped; the columns are read from the schema, so a dump carries every column the
-migrations created.
+migrations created. The resource registry (RFC 8707, migration 11) moves too.
 
 ``load`` inserts a dump in ONE write transaction: any bad line, unknown column or
 broken constraint rolls the whole load back. Into an "empty" store (no users, no
@@ -47,6 +47,7 @@ FORMAT = 1
 TABLES = (
     "users",
     "scopes",
+    "resources",
     "clients",
     "consents",
     "signing_keys",

@@ -35,7 +35,15 @@ _REFUSALS = {
     RotateStatus.REUSED: "The refresh token was already used; its whole family is revoked.",
     RotateStatus.WRONG_CLIENT: "The refresh token was issued to another client.",
     RotateStatus.USER_INACTIVE: "The account is disabled.",
+    RotateStatus.DPOP_KEY_MISMATCH: (
+        "The refresh token is bound to a DPoP key: send a DPoP proof made with that key."
+    ),
 }
+
+
+class WrongSender(InvalidToken):
+    """Raised when a DPoP-bound access token comes without a proof of its key, or a
+    proof comes with a token not bound to its key (RFC 9449 §7)."""
 
 
 class TokenService:
@@ -56,11 +64,14 @@ class TokenService:
         self._refresh_ttl = refresh_ttl
         self._now = now
 
-    def _body(self, access_token: str, scope: str, refresh_token: str | None) -> dict[str, Any]:
-        """RFC 6749 §5.1 successful response body."""
+    def _body(
+        self, access_token: str, scope: str, refresh_token: str | None, jkt: str | None = None
+    ) -> dict[str, Any]:
+        """RFC 6749 §5.1 successful response body (``token_type`` DPoP for a token
+        bound to a DPoP key, RFC 9449 §5)."""
         body: dict[str, Any] = {
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": self.access.ttl,
         }
         if refresh_token is not None:
@@ -79,6 +90,11 @@ class TokenService:
         auth_time: float | None = None,
         session_sid: str | None = None,
         userinfo_claims: str = "",
+        resources: tuple[str, ...] = (),
+        access_scope: str | None = None,
+        access_resources: tuple[str, ...] | None = None,
+        jkt: str | None = None,
+        refresh_jkt: str | None = None,
     ) -> tuple[dict[str, Any], str, AccessRef]:
         """A new access (+ refresh) pair starting a new family = login session.
 
@@ -88,6 +104,13 @@ class TokenService:
         ``userinfo_claims`` (the claims parameter's userinfo names, space-separated)
         goes into the access token and the session record, where ``refresh`` finds it
         for the family's later access tokens.
+
+        ``resources`` (RFC 8707) are those granted: the refresh token remembers them with
+        ``scope``. The access token is for ``access_resources`` with ``access_scope``
+        when a token request narrowed them (RFC 8707 §2.2), else for the same.
+
+        DPoP (RFC 9449): the access token is bound to ``jkt`` (``cnf``), the refresh
+        token's family to ``refresh_jkt`` (public clients only: oauth/dpop_binding.py).
         """
         family_id = str(uuid.uuid4())
         ref = self.access.new_ref()
@@ -95,7 +118,9 @@ class TokenService:
         refresh_token = None
         if with_refresh:
             refresh_token, token_hash = new_refresh_token()
-            grant = Grant(user_id, client_id, scope, family_id, auth_time, session_sid)
+            grant = Grant(
+                user_id, client_id, scope, family_id, auth_time, session_sid, resources, refresh_jkt
+            )
             await self._db.run(
                 refresh_repo.insert, token_hash, grant, now, now + self._refresh_ttl, ref
             )
@@ -111,20 +136,32 @@ class TokenService:
             },
             self._refresh_ttl if with_refresh else self.access.ttl,
         )
+        issued_scope = scope if access_scope is None else access_scope
         access_token = self.access.issue(
             subject=user_id,
             client_id=client_id,
-            scope=scope,
+            scope=issued_scope,
             session_id=family_id,
             ref=ref,
             userinfo_claims=userinfo_claims,
+            resources=resources if access_resources is None else access_resources,
+            jkt=jkt,
         )
-        return self._body(access_token, scope, refresh_token), family_id, ref
+        return self._body(access_token, issued_scope, refresh_token, jkt), family_id, ref
 
-    def issue_for_client(self, *, client_id: str, scope: str) -> dict[str, Any]:
+    def issue_for_client(
+        self,
+        *,
+        client_id: str,
+        scope: str,
+        resources: tuple[str, ...] = (),
+        jkt: str | None = None,
+    ) -> dict[str, Any]:
         """client_credentials: an access token whose subject is the client; no refresh."""
-        token = self.access.issue(subject=client_id, client_id=client_id, scope=scope)
-        return self._body(token, scope, None)
+        token = self.access.issue(
+            subject=client_id, client_id=client_id, scope=scope, resources=resources, jkt=jkt
+        )
+        return self._body(token, scope, None, jkt)
 
     async def refresh(
         self,
@@ -133,8 +170,15 @@ class TokenService:
         client_id: str | None,
         scope: frozenset[str] | None,
         scope_limit: frozenset[str] | None = None,
+        resources: tuple[str, ...] | None = None,
+        jkt: str | None = None,
     ) -> tuple[dict[str, Any], Grant]:
         """Rotate ``refresh_token`` (RFC 6749 §6); return the new pair and its grant.
+
+        The access token is for ``resources`` (RFC 8707: the caller has checked they are
+        among the family's), or for the family's own resources when None. ``jkt`` is the
+        request's DPoP proof key: the new access token is bound to it, and a family
+        bound to a key (RFC 9449 §5) is only refreshed with that key.
 
         Error handling: InvalidGrant for unknown/expired/revoked/reused tokens (reuse
         also revokes the family and its access tokens); InvalidScope when asking for
@@ -152,6 +196,7 @@ class TokenService:
             self._now(),
             self._refresh_ttl,
             ref,
+            jkt,
         )
         if result.status is RotateStatus.SCOPE_EXCEEDED:
             raise InvalidScope("The requested scope exceeds the scope originally granted.")
@@ -180,8 +225,11 @@ class TokenService:
             session_id=grant.family_id,
             ref=ref,
             userinfo_claims=userinfo_claims,
+            resources=grant.resources if resources is None else resources,
+            jkt=jkt,
         )
-        return self._body(access_token, scope_text, new_token), replace(grant, scope=scope_text)
+        body = self._body(access_token, scope_text, new_token, jkt)
+        return body, replace(grant, scope=scope_text)
 
     async def revoke(self, refresh_token: str, *, client_id: str | None = None) -> bool:
         """Revoke the token's whole family and end its session; False if unknown (or,
@@ -230,9 +278,31 @@ class TokenService:
         """The login session record behind a ``sid``; None once logged out or expired."""
         return await self.sessions.get(session_id)
 
-    async def verify_access(self, token: str) -> AccessClaims:
-        """A valid, unrevoked access token's claims, or InvalidToken."""
-        claims = await self.access.verify_fresh(token)
+    async def verify_access(
+        self,
+        token: str,
+        *,
+        any_audience: bool = False,
+        dpop_jkt: str | None = None,
+        any_sender: bool = False,
+    ) -> AccessClaims:
+        """A valid, unrevoked access token's claims, or InvalidToken (``any_audience``:
+        also tokens issued for a resource rather than for this server, RFC 8707).
+
+        DPoP (RFC 9449 §7): ``dpop_jkt`` is the key of the request's verified proof
+        (the ``DPoP`` scheme), None for a bearer presentation. A token bound to a key
+        (``cnf.jkt``) is accepted only with a proof of that key, and a token presented
+        with a proof must be bound to its key. ``any_sender`` skips that, for callers
+        that describe tokens rather than use them (introspection).
+        """
+        claims = await self.access.verify_fresh(token, any_audience=any_audience)
+        if not any_sender and claims.jkt != dpop_jkt:
+            raise WrongSender(
+                "The access token is DPoP-bound: present it with the DPoP scheme and a proof"
+                " made with its key."
+                if dpop_jkt is None
+                else "The access token is not bound to the key of this DPoP proof."
+            )
         if await self.revocations.is_revoked(claims.jti, claims.expires_at):
             raise InvalidToken("The access token has been revoked.")
         return claims

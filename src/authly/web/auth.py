@@ -16,7 +16,13 @@ from authly.web.render import NO_STORE, json_response
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
-MAX_CLIENT_FIELD = 512  # client_id (<= 128, checked later) and client_secret
+# client_id (<= 128, checked later), client_secret, client assertions (RFC 7523)
+CLIENT_FIELDS = {
+    "client_id": 512,
+    "client_secret": 512,
+    "client_assertion_type": 512,
+    "client_assertion": 8192,
+}
 
 
 @bp.post("/login")
@@ -39,13 +45,14 @@ async def login() -> Response:
 @bp.post("/logout")
 async def logout() -> Response:
     """A public client's token needs no credentials; a confidential client's needs that
-    client's (Basic, or ``client_id`` + ``client_secret`` in the JSON body)."""
+    client's (Basic, ``client_id`` + ``client_secret``, or ``client_assertion_type`` +
+    ``client_assertion`` in the JSON body)."""
     body = await read_json_object()
     token = string_field(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH)
     params = {
         name: value
-        for name in ("client_id", "client_secret")
-        if (value := optional_string_field(body, name, MAX_CLIENT_FIELD)) is not None
+        for name, max_length in CLIENT_FIELDS.items()
+        if (value := optional_string_field(body, name, max_length)) is not None
     }
     s = services()
     authorization = request.headers.get("Authorization")
@@ -53,7 +60,7 @@ async def logout() -> Response:
         # As at /oauth/revoke: client authentications count against the address.
         await limit_ip(token_context(s))
     # Same answer whether or not the token was known (as RFC 7009 §2.2 does).
-    await end_session(s.db, s.tokens, token, authorization, params)
+    await end_session(s.client_auth, s.tokens, token, authorization, params)
     return json_response({"status": "logged_out"}, headers=NO_STORE)
 
 

@@ -10,6 +10,10 @@
 Errors about the client or redirect URI are HTML pages and never redirect
 (UnsafeAuthorizationError); every other answer goes back to the client's redirect URI
 (oauth/consent.py). Redirects after a POST use 303 (RFC 9700 §4.12).
+
+A pushed request (RFC 9126: ``client_id`` + ``request_uri``, oauth/par.py) becomes a
+pending request on its first use, and the browser is sent on to ``/authorize/continue``
+for it, so the spent request_uri is never needed again.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from quart import Blueprint, Response, request, url_for
 
 from authly.errors import InvalidGrant, RateLimitExceeded
 from authly.oauth.authorization import RedirectableError, UnsafeAuthorizationError
-from authly.oauth.consent import Answer, check_user_may_grant, denied, validate_pairs
+from authly.oauth.consent import Answer, check_user_may_grant, denied
 from authly.oauth.consent import describe_scopes as describe
+from authly.oauth.par import resolve_authorization_request
 from authly.oauth.pending import Pending, new_token, well_formed
+from authly.oauth.resources import describe_resources
 from authly.services import Services
 from authly.store.codes import LoginEvent
 from authly.store.users import User
@@ -43,6 +49,7 @@ from authly.web.pages import (
     redirect,
     set_cookie,
 )
+from authly.web.par import pushed_requests
 from authly.web.parsing import read_form, read_form_pairs
 
 log = logging.getLogger("authly.web")
@@ -72,16 +79,20 @@ def _binding_cookie() -> str | None:
 
 @bp.route("/authorize", methods=["GET", "POST"])
 async def authorize() -> Response:
-    """RFC 6749 §4.1.1 (GET, or POST with a form body: §3.1)."""
+    """RFC 6749 §4.1.1 (GET, or POST with a form body: §3.1), or RFC 9126 §4
+    (``client_id`` + ``request_uri`` of a pushed request)."""
     if request.method == "POST":
         pairs = await read_form_pairs()
     else:
         pairs = list(request.args.items(multi=True))
     s = services()
     try:
-        auth_request = await validate_pairs(s.db, pairs)
+        resolved = await resolve_authorization_request(
+            s.db, pushed_requests(s), pairs, require_pushed=s.settings.require_par
+        )
     except RedirectableError as exc:
         return await _send(s.consents.error_answer(exc), _after_post())
+    auth_request = resolved.request
     current = await _signed_in(s)
     if current is None:
         await _limit_anonymous(s)
@@ -90,7 +101,12 @@ async def authorize() -> Response:
     if binding is None:
         binding = new_token()
     pending = await s.pending.create(auth_request, binding)
-    response = await _proceed(s, pending, current)
+    if resolved.pushed:
+        # The request_uri is spent: carry on at the pending request's own URL, which a
+        # reload of the login or consent page comes back to (oauth/par.py).
+        response = redirect(_continue_url(pending), _after_post())
+    else:
+        response = await _proceed(s, pending, current)
     if fresh_binding:
         set_cookie(response, s.settings, BINDING_COOKIE, binding, max_age=None, path=BINDING_PATH)
     return response
@@ -223,6 +239,7 @@ async def _consent_page(s: Services, pending: Pending, user: User) -> Response:
         "consent.html",
         client_name=pending.request.client_name,
         scopes=await describe(s.db, pending.request.scope),
+        resources=await describe_resources(s.db, pending.request.resources),
         username=user.username,
         request_id=pending.id,
         csrf=pending.csrf,

@@ -8,6 +8,7 @@ import ipaddress
 from quart import current_app, request
 
 from authly.errors import InvalidToken
+from authly.oauth.device import DeviceGrants
 from authly.oauth.grants import TokenContext, TokenLimits
 from authly.services import EXTENSION_KEY, Services
 
@@ -65,4 +66,12 @@ def token_context(s: Services) -> TokenContext:
         id_tokens=s.id_tokens,
         profiles=s.profiles,
         authorization=request.headers.get("Authorization"),
+        client_auth=s.client_auth,
+        devices=device_grants(s),
     )
+
+
+def device_grants(s: Services) -> DeviceGrants:
+    """Pending device grants (RFC 8628) in the session slot, in a pool as large as the
+    pending authorization requests' (AUTHLY_PENDING_REQUESTS_MAX)."""
+    return DeviceGrants(s.sessions, max_entries=s.settings.pending_requests_max)

@@ -1,4 +1,14 @@
-"""`/health`: 200 while the store answers, 503 when it does not (DESIGN §7)."""
+"""`/health`: 200 while the store answers, 503 when it does not (DESIGN §7); and the
+probes for orchestrators:
+
+- `/health/live` (liveness): 200 `{"status": "alive"}` whenever the process answers; it
+  reads neither the store nor Redis, so a slow store never gets a process restarted;
+- `/health/ready` (readiness): 200 `{"status": "ready"}` once start-up has finished and
+  while the store answers (the same probe as `/health`, reused for PROBE_REUSE seconds);
+  otherwise 503 `{"status": "not_ready", "reason": ...}` with the reason `starting`,
+  `stopping` or `store_unavailable`. Redis never makes an instance unready: every
+  feature keeps serving from its fallback while Redis is away.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ from quart import Blueprint, Response, current_app
 from authly import __version__
 from authly.errors import StoreError
 from authly.metrics import FEATURES
+from authly.services import EXTENSION_KEY, STOPPING_KEY
 from authly.web.context import services
 from authly.web.render import json_response
 
@@ -18,6 +29,7 @@ bp = Blueprint("health", __name__)
 STORE_PROBE_TIMEOUT = 2.0
 PROBE_REUSE = 0.25
 PROBE_KEY = "authly_store_probe"
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _ping(conn: object) -> int:
@@ -95,3 +107,19 @@ async def health() -> Response:
         },
     }
     return json_response(body, 200 if db_ok else 503, {"Cache-Control": "no-store"})
+
+
+@bp.get("/health/live")
+async def live() -> Response:
+    return json_response({"status": "alive"}, 200, NO_STORE)
+
+
+@bp.get("/health/ready")
+async def ready() -> Response:
+    if EXTENSION_KEY not in current_app.extensions:
+        reason = "stopping" if current_app.extensions.get(STOPPING_KEY) else "starting"
+    elif not await store_available():
+        reason = "store_unavailable"
+    else:
+        return json_response({"status": "ready"}, 200, NO_STORE)
+    return json_response({"status": "not_ready", "reason": reason}, 503, NO_STORE)

@@ -3,6 +3,8 @@ endpoint and its pages live in web/authorize.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from quart import Blueprint, Response, request
 
 from authly.errors import InvalidClient
@@ -13,19 +15,22 @@ from authly.oauth.grants import (
     limit_ip,
     require,
 )
+from authly.web import dpop
 from authly.web.context import services, token_context
 from authly.web.parsing import read_form
 from authly.web.render import NO_STORE, json_response
+from authly.web.resource_forms import read_form_with_resources
 
 bp = Blueprint("oauth", __name__, url_prefix="/api/v1/oauth")
 
 
 @bp.post("/token")
 async def token() -> Response:
-    params = await read_form()
+    params, resources = await read_form_with_resources()  # resource may repeat (RFC 8707)
     s = services()
-    body = await handle_token_request(token_context(s), params)
-    return json_response(body, headers=NO_STORE)
+    ctx = replace(token_context(s), resources=resources, dpop=await dpop.token_request(s))
+    body = await handle_token_request(ctx, params)
+    return json_response(body, headers={**NO_STORE, **await dpop.nonce_headers(s)})
 
 
 @bp.post("/revoke")
@@ -34,7 +39,8 @@ async def revoke() -> Response:
     params = await read_form()
     s = services()
     await limit_ip(token_context(s))
-    client = await authenticate_client(s.db, request.headers.get("Authorization"), params)
+    authorization = request.headers.get("Authorization")
+    client = await authenticate_client(s.client_auth, authorization, params, endpoint="revoke")
     token = require(params, "token", 8192)
     hint = introspection.check_hint(params.get("token_type_hint"))
     await introspection.revoke(s.tokens, client, token, hint)
@@ -47,7 +53,8 @@ async def introspect() -> Response:
     params = await read_form()
     s = services()
     await limit_ip(token_context(s))
-    client = await authenticate_client(s.db, request.headers.get("Authorization"), params)
+    authorization = request.headers.get("Authorization")
+    client = await authenticate_client(s.client_auth, authorization, params, endpoint="introspect")
     if not client.is_confidential:
         raise InvalidClient("Only confidential clients may introspect tokens.")
     token = require(params, "token", 8192)
