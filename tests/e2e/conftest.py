@@ -37,3 +37,11 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10.0) as client:
         yield client
+
+
+@pytest.fixture
+def browser() -> Iterator[httpx.Client]:
+    """The browser of the Authlib flows: a client with a cookie jar that stops at every
+    redirect (the pages' forms are submitted by tests/e2e/test_authlib_client.py)."""
+    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+        yield client

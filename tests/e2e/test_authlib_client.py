@@ -9,7 +9,6 @@ browser, submitting the pages' real forms.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,13 +47,7 @@ def server(spawn: Spawn, tmp_path: Path) -> ServerProcess:
     return start_server(spawn, tmp_path)
 
 
-@pytest.fixture
-def browser() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
-        yield client
-
-
-def oauth_client(server: ServerProcess, client_id: str, **kwargs: Any) -> OAuth2Client:
+def oauth_client(client_id: str, **kwargs: Any) -> OAuth2Client:
     kwargs.setdefault("token_endpoint_auth_method", "none")
     return OAuth2Client(
         client_id=client_id,
@@ -95,7 +88,7 @@ def query_of(url: str) -> dict[str, str]:
 
 def test_public_client_code_flow_with_pkce(server: ServerProcess, browser: httpx.Client) -> None:
     verifier = "a-pkce-verifier-" + "v" * 50
-    with oauth_client(server, "spa") as client:
+    with oauth_client("spa") as client:
         url, state = client.create_authorization_url(server.url(AUTHORIZE), code_verifier=verifier)
         assert "code_challenge_method=S256" in url
         callback = through_pages(browser, url)
@@ -135,7 +128,7 @@ def test_confidential_client_with_client_secret_basic(
 ) -> None:
     verifier = "another-pkce-verifier-" + "x" * 40
     with oauth_client(
-        server, "backend", client_secret=SECRET, token_endpoint_auth_method="client_secret_basic"
+        "backend", client_secret=SECRET, token_endpoint_auth_method="client_secret_basic"
     ) as client:
         url, _ = client.create_authorization_url(server.url(AUTHORIZE), code_verifier=verifier)
         callback = through_pages(browser, url)
@@ -164,7 +157,6 @@ def test_wrong_client_secret_is_invalid_client(
 ) -> None:
     verifier = "third-pkce-verifier-" + "y" * 40
     with oauth_client(
-        server,
         "backend",
         client_secret="not-the-secret",
         token_endpoint_auth_method="client_secret_basic",
@@ -180,11 +172,11 @@ def test_wrong_client_secret_is_invalid_client(
 
 def test_code_used_by_another_client(server: ServerProcess, browser: httpx.Client) -> None:
     verifier = "fourth-pkce-verifier-" + "z" * 40
-    with oauth_client(server, "spa") as spa:
+    with oauth_client("spa") as spa:
         url, _ = spa.create_authorization_url(server.url(AUTHORIZE), code_verifier=verifier)
         callback = through_pages(browser, url)
     with oauth_client(
-        server, "backend", client_secret=SECRET, token_endpoint_auth_method="client_secret_basic"
+        "backend", client_secret=SECRET, token_endpoint_auth_method="client_secret_basic"
     ) as backend:
         with pytest.raises(OAuthError) as failure:
             backend.fetch_token(
@@ -195,7 +187,7 @@ def test_code_used_by_another_client(server: ServerProcess, browser: httpx.Clien
 
 def test_wrong_verifier_and_no_pkce(server: ServerProcess, browser: httpx.Client) -> None:
     verifier = "fifth-pkce-verifier-" + "q" * 40
-    with oauth_client(server, "spa") as client:
+    with oauth_client("spa") as client:
         url, _ = client.create_authorization_url(server.url(AUTHORIZE), code_verifier=verifier)
         callback = through_pages(browser, url)
         with pytest.raises(OAuthError) as failure:
@@ -220,7 +212,7 @@ def test_wrong_verifier_and_no_pkce(server: ServerProcess, browser: httpx.Client
 
 def test_denied_consent_and_state_tampering(server: ServerProcess, browser: httpx.Client) -> None:
     verifier = "sixth-pkce-verifier-" + "d" * 40
-    with oauth_client(server, "spa") as client:
+    with oauth_client("spa") as client:
         url, state = client.create_authorization_url(server.url(AUTHORIZE), code_verifier=verifier)
         callback = through_pages(browser, url, decision="deny")
         answer = query_of(callback)
@@ -245,7 +237,7 @@ def test_denied_consent_and_state_tampering(server: ServerProcess, browser: http
 def test_redirect_uri_mismatch_is_never_redirected(
     server: ServerProcess, browser: httpx.Client
 ) -> None:
-    with oauth_client(server, "spa") as client:
+    with oauth_client("spa") as client:
         client.redirect_uri = "https://evil.example/callback"
         url, _ = client.create_authorization_url(server.url(AUTHORIZE), code_verifier="v" * 60)
         response = browser.get(url)

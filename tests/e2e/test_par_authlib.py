@@ -11,7 +11,6 @@ exchange the code. A plain httpx client with a cookie jar plays the browser.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -23,7 +22,13 @@ import pytest
 
 from tests.e2e.oauth_support import AUTHORIZE, ME, TOKEN, Spawn, start_server
 from tests.e2e.server import authly_env
-from tests.e2e.test_authlib_client import REDIRECT, SECRET, query_of, through_pages
+from tests.e2e.test_authlib_client import (
+    REDIRECT,
+    SECRET,
+    oauth_client,
+    query_of,
+    through_pages,
+)
 from tests.support.processes import ServerProcess, free_port
 from tests.support.store import register_client
 
@@ -47,24 +52,6 @@ def _clients(db: Path) -> None:
 def server(spawn: Spawn, tmp_path: Path) -> ServerProcess:
     _clients(tmp_path / "authly.db")
     return start_server(spawn, tmp_path)
-
-
-@pytest.fixture
-def browser() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
-        yield client
-
-
-def oauth_client(client_id: str, **kwargs: Any) -> OAuth2Client:
-    kwargs.setdefault("token_endpoint_auth_method", "none")
-    return OAuth2Client(
-        client_id=client_id,
-        redirect_uri=REDIRECT,
-        scope="profile email offline_access",
-        code_challenge_method="S256",
-        timeout=10.0,
-        **kwargs,
-    )
 
 
 def metadata_of(server: ServerProcess) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def _authlib_flow(base: str) -> None:
     verifier = "shared-store-verifier-" + "v" * 40
     with (
         httpx.Client(timeout=15.0, follow_redirects=False) as browser,
-        oauth_client(None, "spa") as client,  # type: ignore[arg-type]
+        oauth_client("spa") as client,
     ):
         url, state = client.create_authorization_url(base + AUTHORIZE, code_verifier=verifier)
         callback = through_pages(browser, url)

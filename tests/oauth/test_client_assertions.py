@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-import trio
-import trio.testing
 
 from authly.backends.memory import MemoryCache
 from authly.errors import InvalidClient, InvalidRequest
@@ -31,6 +29,7 @@ from tests.support.assertions import (
     rsa_key,
     sign,
 )
+from tests.support.fakes import GatedCache, race_two
 
 ISSUER = "https://as.example"
 TOKEN = f"{ISSUER}/api/v1/oauth/token"
@@ -295,23 +294,6 @@ async def test_an_unreachable_jwks_uri_is_invalid_client():
         await assertions.verify(client, sign(rsa_key(), "app", TOKEN), endpoint=None)
 
 
-class GatedCache(MemoryCache):
-    """A cache whose first ``exists`` waits for ``gate``: the request holding it is
-    between its replay check and its record while another one runs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived = trio.Event()
-        self.gate = trio.Event()
-
-    async def exists(self, key: str) -> bool:
-        found = await super().exists(key)
-        if not self.arrived.is_set():
-            self.arrived.set()
-            await self.gate.wait()
-        return found
-
-
 async def test_one_process_lets_one_of_two_concurrent_uses_of_a_jti_through():
     key = rsa_key("k")
     client = row("private_key_jwt", jwks=jwks_text(key))
@@ -319,19 +301,9 @@ async def test_one_process_lets_one_of_two_concurrent_uses_of_a_jti_through():
     cache = GatedCache()
     assertions.cache = cache
     jwt_text = sign(key, "app", TOKEN)
-    outcomes: list[str] = []
 
     async def use() -> None:
-        try:
-            await assertions.verify(client, jwt_text, endpoint=None)
-        except InvalidClient as exc:
-            outcomes.append(exc.description)
-        else:
-            outcomes.append("ok")
+        await assertions.verify(client, jwt_text, endpoint=None)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(use)
-        await cache.arrived.wait()  # the first is checking its jti
-        await use()  # the second runs to its end meanwhile
-        cache.gate.set()
-    assert sorted(outcomes) == ["The client assertion was already used (jti).", "ok"]
+    outcomes = await race_two(cache, use, InvalidClient)
+    assert outcomes == ["The client assertion was already used (jti).", "ok"]

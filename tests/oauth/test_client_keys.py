@@ -19,7 +19,6 @@ from authly.oauth.client_keys import MAX_JWKS_BYTES
 from authly.oauth.jwks_fetch import JwksUnavailable, RemoteJwks, http_fetch
 from tests.support.assertions import (
     URI,
-    Clock,
     Fetcher,
     ec_key,
     jwks_server,
@@ -27,6 +26,7 @@ from tests.support.assertions import (
     public_jwks,
     rsa_key,
 )
+from tests.support.fakes import Clock
 
 
 def _b64(data: bytes) -> str:
@@ -127,7 +127,7 @@ def test_fetched_sets_skip_the_keys_they_cannot_use():
 
 async def test_fetched_keys_are_cached_and_refreshed_at_most_once_per_cooldown():
     one, two = rsa_key("one"), rsa_key("two")
-    fetch, clock = Fetcher(jwks_text(one), jwks_text(one, two), jwks_text(two)), Clock()
+    fetch, clock = Fetcher(jwks_text(one), jwks_text(one, two), jwks_text(two)), Clock(0.0)
     remote = RemoteJwks(MemoryCache(), fetch=fetch, cooldown=30, clock=clock)
     assert [k.kid for k in await remote.keys(URI)] == ["one"]
     assert [k.kid for k in await remote.keys(URI)] == ["one"]
@@ -145,7 +145,7 @@ async def test_fetched_keys_are_cached_and_refreshed_at_most_once_per_cooldown()
 
 
 async def test_a_failed_fetch_is_not_repeated_within_the_cooldown():
-    fetch, clock = Fetcher("fail", jwks_text(rsa_key("one"))), Clock()
+    fetch, clock = Fetcher("fail", jwks_text(rsa_key("one"))), Clock(0.0)
     remote = RemoteJwks(MemoryCache(), fetch=fetch, cooldown=30, clock=clock)
     for _ in range(3):
         with pytest.raises(JwksUnavailable, match="HTTP 500"):

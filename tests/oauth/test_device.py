@@ -36,24 +36,7 @@ from authly.oauth.device_requests import GuessLimits, Verification, check_form, 
 from authly.oauth.pending import CsrfFailure, new_token
 from authly.oauth.registration import check_client, parse_new_client
 from authly.store.users import User
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemorySessionStore:
-    return MemorySessionStore(clock=clock)
+from tests.support.fakes import Clock
 
 
 @pytest.fixture

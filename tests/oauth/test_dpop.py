@@ -25,21 +25,14 @@ from authly.oauth.dpop import (
 )
 from authly.oauth.dpop_nonce import DPoPNonces
 from tests.support.dpop import DPoPKey, b64url, unsigned
+from tests.support.fakes import Clock, GatedCache, race_two
 
 URL = "https://as.example/api/v1/oauth/token"
 NOW = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def verifier(cache: MemoryCache | None = None, nonces: DPoPNonces | None = None) -> DPoPVerifier:
-    return DPoPVerifier(cache or MemoryCache(), nonces=nonces, now=Clock())
+    return DPoPVerifier(cache or MemoryCache(), nonces=nonces, now=Clock(NOW))
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +229,7 @@ async def test_a_jti_is_used_once(key):
 
 async def test_the_jti_record_lives_until_iat_leaves_the_window(key):
     cache = MemoryCache()
-    check = DPoPVerifier(cache, now=Clock())
+    check = DPoPVerifier(cache, now=Clock(NOW))
     await check.verify([key.proof("POST", URL, iat=NOW - 10, jti="j1")], method="POST", url=URL)
     assert await cache.exists(f"dpop:jti:{key.jkt}:j1")
 
@@ -256,7 +249,7 @@ def nonces(clock: Clock) -> DPoPNonces:
 
 
 async def test_missing_or_wrong_nonce_is_use_dpop_nonce(key):
-    clock = Clock()
+    clock = Clock(NOW)
     source = nonces(clock)
     check = DPoPVerifier(MemoryCache(), nonces=source, now=clock)
     for proof in (key.proof("POST", URL, iat=NOW), key.proof("POST", URL, iat=NOW, nonce="x")):
@@ -271,7 +264,7 @@ async def test_missing_or_wrong_nonce_is_use_dpop_nonce(key):
 
 
 async def test_a_nonce_lasts_its_bucket_and_the_next():
-    clock = Clock()
+    clock = Clock(NOW)
     source = nonces(clock)
     nonce = source.current()
     assert len(nonce) == 22
@@ -285,50 +278,23 @@ async def test_a_nonce_lasts_its_bucket_and_the_next():
 
 
 async def test_another_key_makes_other_nonces():
-    clock = Clock()
+    clock = Clock(NOW)
     assert not DPoPNonces(b"a" * 32, now=clock).check(DPoPNonces(b"b" * 32, now=clock).current())
 
 
 # --- concurrency and fuzzing -------------------------------------------------------------
 
 
-class GatedCache(MemoryCache):
-    """A cache whose first ``exists`` waits for ``gate``: the request holding it is
-    between its replay check and its record while another one runs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived = trio.Event()
-        self.gate = trio.Event()
-
-    async def exists(self, key: str) -> bool:
-        found = await super().exists(key)
-        if not self.arrived.is_set():
-            self.arrived.set()
-            await self.gate.wait()
-        return found
-
-
 async def test_of_two_concurrent_identical_proofs_exactly_one_passes(key):
     cache = GatedCache()
-    check = DPoPVerifier(cache, now=Clock())
+    check = DPoPVerifier(cache, now=Clock(NOW))
     proof = key.proof("POST", URL, iat=NOW)
-    outcomes: list[str] = []
 
     async def use() -> None:
-        try:
-            await check.verify([proof], method="POST", url=URL)
-        except InvalidDPoPProof as exc:
-            outcomes.append(exc.description)
-        else:
-            outcomes.append("ok")
+        await check.verify([proof], method="POST", url=URL)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(use)
-        await cache.arrived.wait()  # the first is checking its jti
-        await use()  # the second runs to its end meanwhile
-        cache.gate.set()
-    assert sorted(outcomes) == ["The DPoP proof was already used (jti).", "ok"]
+    outcomes = await race_two(cache, use, InvalidDPoPProof)
+    assert outcomes == ["The DPoP proof was already used (jti).", "ok"]
 
 
 async def test_many_concurrent_copies_let_one_through(key):
@@ -385,7 +351,7 @@ ODD_VALUES = [None, True, 0, -1.5, 1e308, "", "x", [], ["ES256"], {}, {"a": [1]}
 
 async def test_odd_json_types_in_every_member_are_invalid_dpop_proof(key):
     rng = random.Random(4)
-    check = DPoPVerifier(MemoryCache(), nonces=DPoPNonces(b"k" * 32), now=Clock())
+    check = DPoPVerifier(MemoryCache(), nonces=DPoPNonces(b"k" * 32), now=Clock(NOW))
     good_header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk}
     for _ in range(300):
         header = dict(good_header)

@@ -19,6 +19,7 @@ from authly.oauth.initial_tokens import InitialTokens, parse_new_token
 from authly.store import clients as client_repo
 from authly.store import registrations as repo
 from authly.store.db import Database, open_database
+from tests.support.fakes import Clock
 
 pytestmark = pytest.mark.both_stores
 
@@ -26,17 +27,9 @@ WEB = {"redirect_uris": ["https://app.example/cb"], "client_name": "App"}
 IP = "203.0.113.7"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_800_000_000.0)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from authly.oauth.par import (
 )
 from authly.oauth.registration import check_client, parse_changes, parse_new_client
 from authly.store.clients import ClientRow
+from tests.support.fakes import Clock
 
 REQUEST = AuthorizationRequest(
     client_id="app",
@@ -38,24 +39,6 @@ REQUEST = AuthorizationRequest(
     claims_userinfo="email",
     response_mode="form_post",
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemorySessionStore:
-    return MemorySessionStore(clock=clock)
 
 
 @pytest.fixture

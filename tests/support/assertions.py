@@ -1,6 +1,6 @@
 """Client assertions (RFC 7523 §2.2) for the tests: keys, JWK Sets and signed JWTs, a
 tiny HTTP server on a loopback port that publishes a JWK Set (a client's jwks_uri), and a
-fake fetch and clock for the jwks_uri fetcher."""
+fake fetch for the jwks_uri fetcher (its clock: tests/support/fakes.py)."""
 
 from __future__ import annotations
 
@@ -129,16 +129,6 @@ class Fetcher:
         if document == "fail":
             raise JwksUnavailable("HTTP 500")
         return document
-
-
-class Clock:
-    """A settable monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 URI = "https://app.example/jwks.json"

@@ -1,5 +1,6 @@
 """Fixtures for the authorization-endpoint tests: a registered web client, its user,
-and a cookie-keeping browser over the test client."""
+and a cookie-keeping browser over the test client; apps with dynamic client
+registration open, or behind initial access tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from authly.config import Settings
 from tests.redis_server import RedisServer, requires_redis
 from tests.supervisor_helpers import steady_redis_settings
 from tests.web.browser import PASSWORD, USER, Browser, web_client
-from tests.web.helpers import create_user
+from tests.web.helpers import create_user, running_app
 
 BACKENDS = [
     pytest.param("memory", id="memory"),
@@ -28,6 +29,18 @@ async def alice(app: Any) -> Any:
 @pytest.fixture
 def browser(app: Any) -> Browser:
     return Browser(app)
+
+
+@pytest.fixture
+async def open_app(settings_factory: Any) -> Any:
+    async with running_app(settings_factory(registration="open")) as app:
+        yield app
+
+
+@pytest.fixture
+async def token_app(settings_factory: Any) -> Any:
+    async with running_app(settings_factory(registration="token")) as app:
+        yield app
 
 
 @pytest.fixture(params=BACKENDS)

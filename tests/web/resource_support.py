@@ -1,5 +1,6 @@
 """Helpers for the resource indicator tests (RFC 8707): registered scopes and resources,
-form bodies with a repeated ``resource``, and reading a JWT's claims."""
+a client_credentials client for them, form bodies with a repeated ``resource``, and
+reading a JWT's claims."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from authly.store import scopes as scope_repo
 from authly.store.resources import Resource
 from authly.store.scopes import Scope
 from tests.conftest import services_of
-from tests.web.helpers import FORM, TOKEN
+from tests.web.helpers import FORM, TOKEN, basic, register_client
 
 API = "https://api.example.com/v1"
 API_SCOPES = ("api:read", "api:write")
 BILLING = "https://billing.example.com"
 BILLING_SCOPES = ("billing:read",)
+SERVICE_SECRET = "service-secret-value-1234"
+SERVICE = basic("svc", SERVICE_SECRET)  # the Authorization header of with_service's client
 Pairs = Sequence[tuple[str, str]]
 
 
@@ -41,6 +44,20 @@ async def api_and_billing(app: Any) -> None:
     await add_scopes(app, *API_SCOPES, *BILLING_SCOPES)
     await add_resource(app, API, API_SCOPES, "Reports API")
     await add_resource(app, BILLING, BILLING_SCOPES, "Billing")
+
+
+async def with_service(app: Any, scopes: Sequence[str]) -> None:
+    """The two resources (api_and_billing), and "svc", a confidential client of the
+    client_credentials grant (secret SERVICE_SECRET) registered for ``scopes``."""
+    await api_and_billing(app)
+    await register_client(
+        app,
+        "svc",
+        secret=SERVICE_SECRET,
+        auth_method="client_secret_basic",
+        grant_types=("client_credentials",),
+        scopes=tuple(scopes),
+    )
 
 
 async def post_pairs(

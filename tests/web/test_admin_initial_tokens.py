@@ -15,13 +15,7 @@ from authly.cli.admin_initial_tokens import parse_duration
 from tests.conftest import services_of
 from tests.web.admin_client import AdminClient
 from tests.web.dcr_support import INITIAL_TOKENS, admin, register
-from tests.web.helpers import error_body, json_of, running_app
-
-
-@pytest.fixture
-async def token_app(settings_factory: Any) -> Any:
-    async with running_app(settings_factory(registration="token")) as app:
-        yield app
+from tests.web.helpers import error_body, json_of
 
 
 @pytest.fixture

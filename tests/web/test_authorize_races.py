@@ -19,6 +19,7 @@ import trio
 from authly.factory import create_app
 from authly.oauth.pending import PendingRequests
 from tests.conftest import services_of
+from tests.support.fakes import ReadGate
 from tests.web.browser import (
     Browser,
     answer,
@@ -40,35 +41,11 @@ async def race_app(backend_settings: Any) -> AsyncIterator[Any]:
         yield await with_web_client_and_alice(test_app)
 
 
-class ReadGate:
-    """The session store, except that reads of pending requests wait until ``n``
-    readers have arrived: every racer is past its checks before any of them answers."""
-
-    def __init__(self, inner: Any, n: int) -> None:
-        self._inner = inner
-        self._n = n
-        self._arrived = 0
-        self._all_here = trio.Event()
-        self.closed = False
-
-    async def get(self, key: str) -> Any:
-        data = await self._inner.get(key)
-        if self.closed and key.startswith("authz:"):
-            self._arrived += 1
-            if self._arrived >= self._n:
-                self._all_here.set()
-            await self._all_here.wait()
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 async def _consent_form(app: Any, racers: int) -> tuple[Browser, Any]:
     """A signed-in browser on the consent page, and its form; from now on every read
     of the pending request waits for ``racers`` readers."""
     services = services_of(app)
-    gate = ReadGate(services.sessions, racers)
+    gate = ReadGate(services.sessions, racers, "authz:")
     services.pending = PendingRequests(gate)  # type: ignore[arg-type]
     browser = Browser(app)
     _, challenge = pkce_pair()

@@ -14,6 +14,7 @@ from joserfc import jwt
 
 from authly.factory import create_app
 from tests.conftest import ISSUER, services_of
+from tests.support.fakes import ReadGate
 from tests.web.browser import PASSWORD, USER
 from tests.web.device_support import (
     DEVICE_AUTHORIZATION,
@@ -264,30 +265,6 @@ async def test_admin_scope_from_a_non_admin_is_invalid_scope(
 # ---- two polls racing after approval -------------------------------------------------------
 
 
-class GrantReadGate:
-    """The session slot, except that reads of device grants wait until ``n`` readers have
-    arrived once ``closed``: every poll has seen the grant approved before any takes it."""
-
-    def __init__(self, inner: Any, n: int) -> None:
-        self._inner = inner
-        self._n = n
-        self._arrived = 0
-        self._all_here = trio.Event()
-        self.closed = False
-
-    async def get(self, key: str) -> Any:
-        data = await self._inner.get(key)
-        if self.closed and key.startswith("device:"):
-            self._arrived += 1
-            if self._arrived >= self._n:
-                self._all_here.set()
-            await self._all_here.wait()
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 @pytest.fixture
 async def race_app(backend_settings: Any) -> AsyncIterator[Any]:
     async with create_app(backend_settings).test_app() as test_app:
@@ -303,7 +280,7 @@ async def test_two_polls_after_approval_exactly_one_gets_tokens(race_app: Any) -
     body = await start(client, scope="openid profile offline_access")
     await DeviceBrowser(app).approve(body["user_code"])
     services = services_of(app)
-    gate = GrantReadGate(services.sessions, 2)
+    gate = ReadGate(services.sessions, 2, "device:")  # every poll sees the approval
     services.sessions = gate  # type: ignore[assignment]
     gate.closed = True
     responses: list[Any] = []

@@ -16,18 +16,6 @@ from tests.web.helpers import TOKEN, basic, error_body, from_ip, json_of, runnin
 DISCOVERY = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 
 
-@pytest.fixture
-async def open_app(settings_factory: Any) -> Any:
-    async with running_app(settings_factory(registration="open")) as app:
-        yield app
-
-
-@pytest.fixture
-async def token_app(settings_factory: Any) -> Any:
-    async with running_app(settings_factory(registration="token")) as app:
-        yield app
-
-
 async def endpoints(client: Any) -> list[str | None]:
     return [(await json_of(await client.get(p))).get("registration_endpoint") for p in DISCOVERY]
 

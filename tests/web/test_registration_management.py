@@ -14,12 +14,6 @@ from tests.web.helpers import basic, error_body, from_ip, json_of, running_app
 
 
 @pytest.fixture
-async def open_app(settings_factory: Any) -> Any:
-    async with running_app(settings_factory(registration="open")) as app:
-        yield app
-
-
-@pytest.fixture
 async def registered(open_app: Any) -> dict[str, Any]:
     body = {**WEB, "grant_types": ["authorization_code", "refresh_token"]}
     document: dict[str, Any] = await json_of(await register(open_app.test_client(), body), 201)

@@ -9,32 +9,23 @@ from typing import Any
 import pytest
 
 from tests.conftest import ISSUER
-from tests.web.helpers import basic, error_body, json_of, me, register_client
+from tests.web.helpers import error_body, json_of, me, register_client
 from tests.web.resource_support import (
     API,
     BILLING,
-    api_and_billing,
+    SERVICE,
     claims,
     post_pairs,
     token_pairs,
+    with_service,
 )
 
-SECRET = "service-secret-value-1234"
-SERVICE = basic("svc", SECRET)
 INTROSPECT = "/api/v1/oauth/introspect"
 
 
 @pytest.fixture
 async def service(app: Any) -> Any:
-    await api_and_billing(app)
-    await register_client(
-        app,
-        "svc",
-        secret=SECRET,
-        auth_method="client_secret_basic",
-        grant_types=("client_credentials",),
-        scopes=("profile", "api:read", "api:write", "billing:read"),
-    )
+    await with_service(app, ("profile", "api:read", "api:write", "billing:read"))
     return app.test_client()
 
 

@@ -17,10 +17,9 @@ from authly.resource_server import (
     www_authenticate,
 )
 from tests.conftest import ISSUER
-from tests.web.helpers import basic, json_of, register_client
-from tests.web.resource_support import API, api_and_billing, token_pairs
+from tests.web.helpers import json_of
+from tests.web.resource_support import API, SERVICE, token_pairs, with_service
 
-SECRET = "service-secret-value-1234"
 RS = ResourceServer(issuer=ISSUER, resource=API, scopes=("api:read",), name="Reports API")
 
 
@@ -57,15 +56,7 @@ def test_metadata_and_challenge() -> None:
 
 @pytest.fixture
 async def issued(app: Any) -> tuple[Any, dict[str, Any]]:
-    await api_and_billing(app)
-    await register_client(
-        app,
-        "svc",
-        secret=SECRET,
-        auth_method="client_secret_basic",
-        grant_types=("client_credentials",),
-        scopes=("api:read", "billing:read"),
-    )
+    await with_service(app, ("api:read", "billing:read"))
     client = app.test_client()
     jwks = await json_of(await client.get("/.well-known/jwks.json"))
     return client, jwks
@@ -73,9 +64,7 @@ async def issued(app: Any) -> tuple[Any, dict[str, Any]]:
 
 async def _token(client: Any, *pairs: tuple[str, str]) -> str:
     body = await json_of(
-        await token_pairs(
-            client, [("grant_type", "client_credentials"), *pairs], basic("svc", SECRET)
-        )
+        await token_pairs(client, [("grant_type", "client_credentials"), *pairs], SERVICE)
     )
     return str(body["access_token"])
 

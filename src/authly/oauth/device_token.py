@@ -4,8 +4,9 @@ The dispatcher (oauth/grants.py) has authenticated the client and checked that i
 registered for the grant. A poll answers ``authorization_pending``, ``slow_down``,
 ``access_denied``, ``expired_token`` or ``invalid_grant`` (oauth/device.py decides
 which); once the user has approved, exactly one poll takes the grant and gets the
-tokens: an access token, a refresh token if the client is registered for the
-``refresh_token`` grant, and an ID token when the scope has ``openid``.
+tokens, as for an authorization code (oauth/user_grant.py): an access token, a refresh
+token if the client is registered for the ``refresh_token`` grant, and an ID token when
+the scope has ``openid``.
 
 The tokens are not tied to the browser session the user approved in (no ``sid``):
 signing out of that browser does not sign the device out.
@@ -16,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from authly.errors import InvalidGrant, InvalidRequest, UnsupportedGrantType
-from authly.oauth import dpop_binding, resource_grants
+from authly.errors import InvalidRequest, UnsupportedGrantType
 from authly.oauth.device import MAX_DEVICE_CODE
 from authly.oauth.resources import check_requested
+from authly.oauth.user_grant import id_token, is_openid, issue_for_user
 from authly.oidc.id_tokens import SignIn
-from authly.store import users as user_repo
 from authly.store.clients import ClientRow
 
 if TYPE_CHECKING:
@@ -40,27 +40,16 @@ async def device_code_grant(
         raise UnsupportedGrantType("The device code grant is not available here.")
     check_requested(ctx.resources)  # malformed: refused before a poll can take the grant
     grant = await ctx.devices.poll(device_code, client.client_id)
-    user = await ctx.db.run(user_repo.get_by_id, grant.user_id)
-    if user is None or not user.is_active:
-        raise InvalidGrant("The account that approved this device is disabled.")
-    access = await resource_grants.redeem(ctx.db, grant.resources, ctx.resources, grant.scope)
-    body, _, _ = await ctx.tokens.issue(
-        user_id=user.id,
-        client_id=client.client_id,
+    body, _, _ = await issue_for_user(
+        ctx,
+        client,
+        approved="device",
+        user_id=grant.user_id,
         scope=grant.scope,
-        client_ip=ctx.client_ip,
-        with_refresh="refresh_token" in client.grant_types,
+        resources=grant.resources,
         auth_time=grant.auth_time,
-        resources=grant.resources,  # RFC 8707: the refresh token keeps them all
-        access_scope=access.scope,
-        access_resources=access.resources,
-        **dpop_binding.token_keys(client, ctx.dpop_jkt),
     )
-    if "openid" in grant.scope.split(" "):
-        body["id_token"] = ctx.id_tokens.issue(
-            client_id=client.client_id,
-            alg=client.id_token_signed_response_alg,
-            sign_in=SignIn(user.id, grant.auth_time, None),
-            access_token=body["access_token"],
-        )
+    if is_openid(grant.scope):
+        sign_in = SignIn(grant.user_id, grant.auth_time, None)
+        body["id_token"] = id_token(ctx, client, sign_in, body, None)
     return body

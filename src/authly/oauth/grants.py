@@ -41,12 +41,12 @@ from authly.oauth.device_token import device_code_grant
 from authly.oauth.dpop_binding import DPoPRequest
 from authly.oauth.resources import check_requested
 from authly.oauth.scopes import format_scope, parse_scope, resolve_scope
+from authly.oauth.user_grant import id_token, is_openid, issue_for_user
 from authly.oidc.claims import release
 from authly.oidc.id_tokens import IdTokens, SignIn
 from authly.store import clients as client_repo
 from authly.store import codes as code_repo
 from authly.store import scopes as scope_repo
-from authly.store import users as user_repo
 from authly.store.clients import ClientRow
 from authly.store.codes import RedeemStatus
 from authly.store.db import Database
@@ -207,25 +207,18 @@ async def authorization_code_grant(
         raise InvalidGrant("redirect_uri does not match the authorization request.")
     pkce.verify(params.get("code_verifier"), grant.code_challenge)
     dpop_binding.check_code_key(grant.dpop_jkt, ctx.dpop_jkt)
-    user = await ctx.db.run(user_repo.get_by_id, grant.user_id)
-    if user is None or not user.is_active:
-        raise InvalidGrant("The account that approved this code is disabled.")
-    access = await resource_grants.redeem(ctx.db, grant.resources, ctx.resources, grant.scope)
-    body, family_id, ref = await ctx.tokens.issue(
+    body, family_id, ref = await issue_for_user(
+        ctx,
+        client,
+        approved="code",
         user_id=grant.user_id,
-        client_id=client.client_id,
         scope=grant.scope,
         resources=grant.resources,
-        access_scope=access.scope,
-        access_resources=access.resources,
-        client_ip=ctx.client_ip,
-        with_refresh="refresh_token" in client.grant_types,
         auth_time=grant.auth_time,
         session_sid=grant.session_sid,
         # Read by userinfo from the access token: the claims the claims parameter
         # asked for there (Core §5.5); refreshed access tokens carry them too.
         userinfo_claims=grant.claims_userinfo,
-        **dpop_binding.token_keys(client, ctx.dpop_jkt),
     )
     family = family_id if "refresh_token" in body else None
     replayed = await ctx.db.run(code_repo.record_issue, code_hash, family, ref.jti, ref.expires_at)
@@ -235,7 +228,7 @@ async def authorization_code_grant(
     if is_openid(grant.scope):
         sign_in = SignIn(grant.user_id, grant.auth_time, grant.session_sid)
         extra = await _requested_claims(ctx, grant.user_id, grant.claims_id_token)
-        body["id_token"] = _id_token(ctx, client, sign_in, body, grant.nonce, extra)
+        body["id_token"] = id_token(ctx, client, sign_in, body, grant.nonce, extra)
     return body
 
 
@@ -250,28 +243,6 @@ async def _requested_claims(ctx: TokenContext, user_id: str, names: str) -> dict
     released = release(user_claims, (), names.split(" "))
     released.pop("sub")
     return released
-
-
-def is_openid(scope: str) -> bool:
-    return "openid" in scope.split(" ")
-
-
-def _id_token(
-    ctx: TokenContext,
-    client: ClientRow,
-    sign_in: SignIn,
-    body: Body,
-    nonce: str | None,
-    extra: dict[str, Any] | None = None,
-) -> str:
-    return ctx.id_tokens.issue(
-        client_id=client.client_id,
-        alg=client.id_token_signed_response_alg,
-        sign_in=sign_in,
-        access_token=body["access_token"],
-        nonce=nonce,
-        extra=extra,
-    )
 
 
 async def _revoke_issued(
@@ -330,7 +301,7 @@ async def _refresh(ctx: TokenContext, client: ClientRow, params: Mapping[str, st
     if is_openid(grant.scope):
         # A new ID token about the same sign-in, without nonce (Core §12.2).
         sign_in = SignIn(grant.user_id, grant.auth_time, grant.session_sid)
-        body["id_token"] = _id_token(ctx, client, sign_in, body, None)
+        body["id_token"] = id_token(ctx, client, sign_in, body, None)
     return body
 
 

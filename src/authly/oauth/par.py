@@ -27,8 +27,6 @@ the client's own flag) an authorization request without ``request_uri`` is refus
 from __future__ import annotations
 
 import hashlib
-import re
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from authly.oauth.authorization import (
 from authly.oauth.clients import redirect_uri_matches
 from authly.oauth.consent import validate_pairs
 from authly.oauth.grants import TokenContext, authenticate_client, limit_client, limit_ip
+from authly.oauth.pending import new_token, well_formed
 from authly.store import clients as client_repo
 from authly.store.db import Database
 
@@ -53,8 +52,6 @@ PUSHED_TTL = 60  # seconds (RFC 9126 §2.2: "a short period"; its examples use 6
 POOL = "par"
 DEFAULT_MAX_ENTRIES = 50_000
 ENDPOINT = "par"  # the path under /api/v1/oauth (client assertions may name its URL)
-# secrets.token_urlsafe(32): 43 base64url characters.
-_REFERENCE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 class UnknownRequestUri(UnsafeAuthorizationError):
@@ -101,7 +98,7 @@ def _reference(request_uri: str | None) -> str | None:
     if request_uri is None or not request_uri.startswith(REQUEST_URI_PREFIX):
         return None
     reference = request_uri[len(REQUEST_URI_PREFIX) :]
-    return reference if _REFERENCE.match(reference) else None
+    return reference if well_formed(reference) else None
 
 
 class PushedRequests:
@@ -121,7 +118,7 @@ class PushedRequests:
         self._now = now
 
     async def push(self, request: AuthorizationRequest) -> Pushed:
-        reference = secrets.token_urlsafe(32)
+        reference = new_token()
         data = {**request.to_session(), "expires_at": repr(self._now() + self.ttl)}
         await self._store.add(
             _key(reference), data, self.ttl, pool=POOL, max_entries=self.max_entries

@@ -98,7 +98,8 @@ _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _check_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
+def check_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """InvalidRequest naming the fields of an admin API body that are not ``allowed``."""
     unknown = sorted(set(body) - allowed)
     if unknown:
         shown = ", ".join(repr(name[:64]) for name in unknown[:5])
@@ -278,7 +279,7 @@ def _apply(values: ClientValues, body: Mapping[str, Any]) -> ClientValues:
 
 def parse_new_client(body: Mapping[str, Any], default_scopes: tuple[str, ...]) -> ClientValues:
     """The values of a client to create from an admin request body."""
-    _check_fields(body, CLIENT_FIELDS)
+    check_fields(body, CLIENT_FIELDS)
     if "name" not in body:
         raise InvalidRequest("Missing field: name.")
     if "client_type" not in body:
@@ -298,7 +299,7 @@ def parse_new_client(body: Mapping[str, Any], default_scopes: tuple[str, ...]) -
 
 def parse_changes(current: ClientRow, body: Mapping[str, Any]) -> ClientValues:
     """``current`` with an update request's fields applied."""
-    _check_fields(body, CLIENT_FIELDS)
+    check_fields(body, CLIENT_FIELDS)
     values = ClientValues.of(current)
     if "client_type" in body and _client_type(body["client_type"]) != values.confidential:
         raise InvalidRequest(
@@ -350,7 +351,7 @@ def new_client_id() -> str:
 
 def parse_scope(body: Mapping[str, Any]) -> Scope:
     """A scope to create from an admin request body."""
-    _check_fields(body, SCOPE_FIELDS)
+    check_fields(body, SCOPE_FIELDS)
     if "name" not in body:
         raise InvalidRequest("Missing field: name.")
     if "description" not in body:

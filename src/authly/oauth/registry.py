@@ -41,10 +41,6 @@ from authly.store.scopes import Scope, ScopeExists
 # --- transactions (run in the store's thread) -------------------------------------------
 
 
-def _scope_names(conn: Conn) -> frozenset[str]:
-    return frozenset(s.name for s in scope_repo.list_all(conn))
-
-
 def _get(conn: Conn, client_id: str) -> ClientRow:
     client = client_repo.get(conn, client_id) if len(client_id) <= MAX_CLIENT_ID else None
     if client is None:
@@ -92,7 +88,7 @@ def _update_tx(conn: Conn, client_id: str, body: Mapping[str, Any], now: float) 
     with write_transaction(conn):
         current = _get(conn, client_id)
         values = parse_changes(current, body)
-        check_client(values, _scope_names(conn))
+        check_client(values, scope_repo.names(conn))
         row = current.with_changes(
             name=values.name,
             auth_method=values.auth_method,
@@ -148,7 +144,7 @@ def _create_scope_tx(conn: Conn, body: Mapping[str, Any], now: float) -> Scope:
 
 def _delete_scope_tx(conn: Conn, name: str) -> None:
     with write_transaction(conn):
-        if name not in _scope_names(conn):
+        if name not in scope_repo.names(conn):
             raise NotFound(f"No scope named {name[:MAX_SCOPE_NAME]!r}.")
         if name in BUILT_IN_SCOPES:
             raise Conflict(f"The scope {name!r} is built in and cannot be deleted.")

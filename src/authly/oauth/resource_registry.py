@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authly.errors import Conflict, InvalidRequest, NotFound
-from authly.oauth.registration import MAX_CLIENT_SCOPES, MAX_NAME
+from authly.oauth.registration import MAX_CLIENT_SCOPES, MAX_NAME, check_fields
 from authly.oauth.resources import MAX_IDENTIFIER, identifier_problem
 from authly.store import resources as resource_repo
 from authly.store import scopes as scope_repo
@@ -96,17 +96,6 @@ def _scopes(value: Any, registered: frozenset[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _check_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        shown = ", ".join(repr(name[:64]) for name in unknown[:5])
-        raise InvalidRequest(f"Unknown or read-only field(s): {shown}.")
-
-
-def _registered_scopes(conn: Conn) -> frozenset[str]:
-    return frozenset(s.name for s in scope_repo.list_all(conn))
-
-
 def _get(conn: Conn, identifier: str) -> Resource:
     found = resource_repo.get(conn, identifier) if len(identifier) <= MAX_IDENTIFIER else None
     if found is None:
@@ -115,14 +104,14 @@ def _get(conn: Conn, identifier: str) -> Resource:
 
 
 def _create_tx(conn: Conn, body: Mapping[str, Any], now: float) -> Resource:
-    _check_fields(body, FIELDS)
+    check_fields(body, FIELDS)
     for required in ("resource", "name"):
         if required not in body:
             raise InvalidRequest(f"Missing field: {required}.")
     identifier = check_identifier(body["resource"])
     name = _name(body["name"])
     with write_transaction(conn):
-        scopes = _scopes(body.get("scopes", []), _registered_scopes(conn))
+        scopes = _scopes(body.get("scopes", []), scope_repo.names(conn))
         try:
             return resource_repo.insert(conn, Resource(identifier, name, scopes, now, now))
         except ResourceExists:
@@ -132,13 +121,13 @@ def _create_tx(conn: Conn, body: Mapping[str, Any], now: float) -> Resource:
 def _update_tx(conn: Conn, identifier: str, body: Mapping[str, Any], now: float) -> Resource:
     if "resource" in body and body["resource"] != identifier:
         raise InvalidRequest("Field resource cannot change: register a new resource instead.")
-    _check_fields(body, FIELDS)
+    check_fields(body, FIELDS)
     with write_transaction(conn):
         current = _get(conn, identifier)
         name = _name(body["name"]) if "name" in body else current.name
         scopes = current.scopes
         if "scopes" in body:
-            scopes = _scopes(body["scopes"], _registered_scopes(conn))
+            scopes = _scopes(body["scopes"], scope_repo.names(conn))
         updated = replace(current, name=name, scopes=scopes, updated_at=now)
         resource_repo.update(conn, updated)
         return updated

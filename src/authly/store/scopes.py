@@ -28,6 +28,11 @@ def list_all(conn: Conn) -> list[Scope]:
     return [Scope(r["name"], r["description"], bool(r["is_default"])) for r in rows]
 
 
+def names(conn: Conn) -> frozenset[str]:
+    """The names of the registered scopes."""
+    return frozenset(s.name for s in list_all(conn))
+
+
 def insert(conn: Conn, scope: Scope, now: float) -> Scope:
     try:
         conn.execute(

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from quart import Blueprint, Response, request, url_for
 
-from authly.errors import InvalidGrant, RateLimitExceeded
+from authly.errors import RateLimitExceeded
 from authly.oauth.authorization import RedirectableError, UnsafeAuthorizationError
 from authly.oauth.consent import Answer, check_user_may_grant, denied
 from authly.oauth.consent import describe_scopes as describe
 from authly.oauth.par import resolve_authorization_request
-from authly.oauth.pending import Pending, new_token, well_formed
+from authly.oauth.pending import Pending, new_token
 from authly.oauth.resources import describe_resources
 from authly.services import Services
 from authly.store.codes import LoginEvent
 from authly.store.users import User
 from authly.users.browser_sessions import BrowserSession
-from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 from authly.web import static_files
 from authly.web.context import client_ip, services
 from authly.web.page_errors import register_page_errors
@@ -42,8 +42,6 @@ from authly.web.pages import (
     BINDING_COOKIE,
     BINDING_PATH,
     FORM_POST_HEADERS,
-    SESSION_COOKIE,
-    clear_cookie,
     error_page,
     page,
     redirect,
@@ -51,6 +49,7 @@ from authly.web.pages import (
 )
 from authly.web.par import pushed_requests
 from authly.web.parsing import read_form, read_form_pairs
+from authly.web.sign_in import sign_in, sign_out, signed_in, token_cookie
 
 log = logging.getLogger("authly.web")
 
@@ -73,8 +72,7 @@ def _after_post() -> int:
 
 
 def _binding_cookie() -> str | None:
-    value = request.cookies.get(BINDING_COOKIE)
-    return value if well_formed(value) else None
+    return token_cookie(BINDING_COOKIE)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -93,7 +91,7 @@ async def authorize() -> Response:
     except RedirectableError as exc:
         return await _send(s.consents.error_answer(exc), _after_post())
     auth_request = resolved.request
-    current = await _signed_in(s)
+    current = await signed_in(s)
     if current is None:
         await _limit_anonymous(s)
     binding = _binding_cookie()
@@ -116,7 +114,7 @@ async def authorize() -> Response:
 async def resume() -> Response:
     s = services()
     pending = await s.pending.for_browser(request.args.get("request"), _binding_cookie())
-    return await _proceed(s, pending, await _signed_in(s))
+    return await _proceed(s, pending, await signed_in(s))
 
 
 async def _limit_anonymous(s: Services) -> None:
@@ -134,10 +132,6 @@ async def _limit_anonymous(s: Services) -> None:
             decision.retry_after,
             "Too many sign-in requests from your network. Try again in a little while.",
         )
-
-
-async def _signed_in(s: Services) -> tuple[BrowserSession, User] | None:
-    return await s.browser_sessions.resume(request.cookies.get(SESSION_COOKIE))
 
 
 async def _proceed(
@@ -255,35 +249,8 @@ async def login() -> Response:
     form = await read_form()
     s = services()
     pending = await s.pending.for_form(form.get("request_id"), form.get("csrf"), _binding_cookie())
-    username = form.get("username", "")
-    password = form.get("password", "")
-    if not username.strip() or not password:
-        return await _login_page(
-            pending, error="Enter your username and password.", username=username, status=400
-        )
-    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
-        return await _login_page(pending, error="Invalid username or password.", status=400)
-    try:
-        user = await s.login.authenticate(username, password, client_ip())
-    except RateLimitExceeded as exc:
-        return await _login_page(
-            pending,
-            error=f"Too many sign-in attempts. Try again in {exc.retry_after} seconds.",
-            username=username,
-            status=429,
-            headers=exc.headers(),
-        )
-    except InvalidGrant:
-        return await _login_page(
-            pending, error="Invalid username or password.", username=username, status=401
-        )
-    await s.browser_sessions.end(request.cookies.get(SESSION_COOKIE))
-    session = await s.browser_sessions.start(user.id)
-    response = redirect(_continue_url(pending), 303)
-    set_cookie(
-        response, s.settings, SESSION_COOKIE, session.id, max_age=int(s.browser_sessions.ttl)
-    )
-    return response
+    done = redirect(_continue_url(pending), 303)
+    return await sign_in(s, form, partial(_login_page, pending), done)
 
 
 @bp.post("/authorize/consent")
@@ -294,7 +261,7 @@ async def consent() -> Response:
     decision = form.get("decision")
     if decision not in ("approve", "deny"):
         return await error_page("Choose Allow or Deny.", 400)
-    current = await _signed_in(s)
+    current = await signed_in(s)
     if current is None or current[1].id != pending.user_id:
         # Signed out (or in as someone else) since the page was shown: ask again.
         return redirect(_continue_url(pending), 303)
@@ -311,10 +278,7 @@ async def logout() -> Response:
     form = await read_form()
     s = services()
     pending = await s.pending.for_form(form.get("request_id"), form.get("csrf"), _binding_cookie())
-    await s.browser_sessions.end(request.cookies.get(SESSION_COOKIE))
-    response = redirect(_continue_url(pending), 303)
-    clear_cookie(response, s.settings, SESSION_COOKIE)
-    return response
+    return await sign_out(s, redirect(_continue_url(pending), 303))
 
 
 # -- errors: HTML pages for everything raised by this blueprint's views -----------------

@@ -16,9 +16,11 @@ Every POST carries the token derived from the browser's ``authly_device`` cookie
 
 from __future__ import annotations
 
+from functools import partial
+
 from quart import Blueprint, Response, request, url_for
 
-from authly.errors import InvalidGrant, RateLimitExceeded
+from authly.errors import RateLimitExceeded
 from authly.oauth.consent import describe_scopes
 from authly.oauth.device import (
     APPROVED,
@@ -28,15 +30,14 @@ from authly.oauth.device import (
     format_user_code,
 )
 from authly.oauth.device_requests import GuessLimits, Verification, check_form, form_token
-from authly.oauth.pending import new_token, well_formed
+from authly.oauth.pending import new_token
 from authly.services import Services
 from authly.store.users import User
-from authly.users.browser_sessions import BrowserSession
-from authly.users.login import MAX_PASSWORD, MAX_USERNAME
 from authly.web.context import client_ip, device_grants, services
 from authly.web.page_errors import register_page_errors
-from authly.web.pages import SESSION_COOKIE, clear_cookie, error_page, page, redirect, set_cookie
+from authly.web.pages import error_page, page, redirect, set_cookie
 from authly.web.parsing import read_form
+from authly.web.sign_in import sign_in, sign_out, signed_in, token_cookie
 
 bp = Blueprint("device_pages", __name__, template_folder="templates")
 
@@ -46,8 +47,7 @@ MAX_SHOWN_CODE = 32  # what is put back into a form: never more than a code coul
 
 
 def _cookie() -> str | None:
-    value = request.cookies.get(DEVICE_COOKIE)
-    return value if well_formed(value) else None
+    return token_cookie(DEVICE_COOKIE)
 
 
 def _typed(text: str | None) -> str:
@@ -57,10 +57,6 @@ def _typed(text: str | None) -> str:
 def _verification(s: Services) -> Verification:
     limits = GuessLimits(s.settings.login_rate_limit, s.settings.login_rate_window)
     return Verification(device_grants(s), s.rate_limit, limits)
-
-
-async def _signed_in(s: Services) -> tuple[BrowserSession, User] | None:
-    return await s.browser_sessions.resume(request.cookies.get(SESSION_COOKIE))
 
 
 def _back_to(user_code: str) -> Response:
@@ -84,7 +80,7 @@ async def verify() -> Response:
 
 
 async def _show(s: Services, csrf: str, text: str | None) -> Response:
-    current = await _signed_in(s)
+    current = await signed_in(s)
     if current is None:
         return await _login_page(csrf, _typed(text))
     _, user = current
@@ -150,57 +146,30 @@ async def _confirm_page(s: Services, csrf: str, user: User, grant: DeviceGrant) 
     )
 
 
-@bp.post(DEVICE_PATH + "/login")
-async def login() -> Response:
+async def _checked_form() -> tuple[dict[str, str], str, str]:
+    """The POSTed form, once its token matches the browser's device cookie (CsrfFailure
+    otherwise); with the token for the next form, and the code it carries."""
     form = await read_form()
-    s = services()
     cookie = _cookie()
     check_form(cookie, form.get("csrf"))
-    csrf = form_token(cookie or "")
-    user_code = _typed(form.get("user_code"))
-    username = form.get("username", "")
-    password = form.get("password", "")
-    if not username.strip() or not password:
-        error = "Enter your username and password."
-        return await _login_page(csrf, user_code, error=error, username=username, status=400)
-    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
-        return await _login_page(csrf, user_code, error="Invalid username or password.", status=400)
-    try:
-        user = await s.login.authenticate(username, password, client_ip())
-    except RateLimitExceeded as exc:
-        return await _login_page(
-            csrf,
-            user_code,
-            error=f"Too many sign-in attempts. Try again in {exc.retry_after} seconds.",
-            username=username,
-            status=429,
-            headers=exc.headers(),
-        )
-    except InvalidGrant:
-        return await _login_page(
-            csrf, user_code, error="Invalid username or password.", username=username, status=401
-        )
-    await s.browser_sessions.end(request.cookies.get(SESSION_COOKIE))
-    session = await s.browser_sessions.start(user.id)
-    response = _back_to(user_code)
-    set_cookie(
-        response, s.settings, SESSION_COOKIE, session.id, max_age=int(s.browser_sessions.ttl)
-    )
-    return response
+    return form, form_token(cookie or ""), _typed(form.get("user_code"))
+
+
+@bp.post(DEVICE_PATH + "/login")
+async def login() -> Response:
+    form, csrf, user_code = await _checked_form()
+    show_again = partial(_login_page, csrf, user_code)
+    return await sign_in(services(), form, show_again, _back_to(user_code))
 
 
 @bp.post(DEVICE_PATH + "/decision")
 async def decision() -> Response:
-    form = await read_form()
+    form, csrf, user_code = await _checked_form()
     s = services()
-    cookie = _cookie()
-    check_form(cookie, form.get("csrf"))
-    csrf = form_token(cookie or "")
-    user_code = _typed(form.get("user_code"))
     choice = form.get("decision")
     if choice not in ("approve", "deny"):
         return await error_page("Choose Allow or Deny.", 400)
-    current = await _signed_in(s)
+    current = await signed_in(s)
     if current is None or current[1].id != form.get("user"):
         # Signed out (or in as someone else) since the page was shown: ask again.
         return _back_to(user_code)
@@ -236,13 +205,8 @@ async def _done_page(grant: DeviceGrant) -> Response:
 
 @bp.post(DEVICE_PATH + "/logout")
 async def logout() -> Response:
-    form = await read_form()
-    s = services()
-    check_form(_cookie(), form.get("csrf"))
-    await s.browser_sessions.end(request.cookies.get(SESSION_COOKIE))
-    response = _back_to(_typed(form.get("user_code")))
-    clear_cookie(response, s.settings, SESSION_COOKIE)
-    return response
+    _, _, user_code = await _checked_form()
+    return await sign_out(services(), _back_to(user_code))
 
 
 register_page_errors(bp, "the device verification page")
