@@ -11,13 +11,14 @@ AUTHLY_REGISTRATION_RATE_WINDOW (default 3600 s) — the default limit, 10 per h
 would refuse all but the first ten — plus bench_core's raised login and token limits
 and AUTHLY_LOG_LEVEL=WARNING (so the per-registration INFO log line is not written).
 
-One initial access token gates every registration: the script logs in with the real admin
-CLI (``authly admin login``, its session file in the temporary directory) and runs
-``authly admin initial-token create --max-uses N`` with N = every registration the run
-may make; at the end ``authly admin initial-token list`` must show as many uses as
-registrations were answered 201.
+One initial access token gates every registration (``--tokens N``: N of them, connection
+i using token i mod N): the script logs in with the real admin CLI (``authly admin
+login``, its session file in the temporary directory) and runs ``authly admin
+initial-token create --max-uses M`` with M = every registration the run may make; at the
+end ``authly admin initial-token list`` must show as many uses as registrations were
+answered 201.
 
-Cells (each at every ``--concurrency``, ``--rounds`` times, in this order):
+Cells (``--cells``; each at every ``--concurrency``, ``--rounds`` times, in this order):
 
 - ``metadata``  GET /.well-known/oauth-authorization-server (RFC 8414; a reference)
 - ``client_credentials``  POST /api/v1/oauth/token, bench-svc with HTTP Basic (a
@@ -32,12 +33,19 @@ or ``--max-seconds``; only the expected answers count, anything else is an error
 load is this process (trio, benchkit/httpclient.py's raw keep-alive client), every
 connection opened before the clock starts; a warm-up of ``--warmup`` requests per cell
 kind is not reported. Per cell the report gives the server's CPU per answer (its process
-tree, /proc) and the store calls per answer and their mean duration, queueing for the
-store's thread or pool included (from the server's /metrics,
-``authly_store_query_duration_seconds``).
+tree, /proc; split into its main thread, which runs the event loop, and its other
+threads: the SQLite store thread or PostgreSQL's pool threads), the store calls per
+answer and their mean duration, queueing for the store's thread or pool included (from
+the server's /metrics, ``authly_store_query_duration_seconds``), and, timed in this
+process, what a registration computes besides HTTP and its transaction (ids, secrets,
+SHA-256 hashes).
+
+``--server-cpus 0`` starts the server under ``taskset -c 0`` (its event loop and its store
+thread then share one core).
 
     .venv/bin/python scripts/bench_registration.py [--concurrency 1,32] [--requests 2000]
-        [--max-seconds 15] [--rounds 2] [--database sqlite|postgresql] [--markdown]
+        [--max-seconds 15] [--rounds 2] [--tokens 1] [--database sqlite|postgresql]
+        [--server-cpus LIST] [--markdown]
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ import benchkit  # noqa: F401  (first: puts the checkout's root on sys.path, for
 
 # isort: split
 import trio
-from benchkit.common import fmt_ms, int_list, machine, percentile, table
+from benchkit.common import choice_list, fmt_ms, int_list, machine, percentile, table
 from benchkit.core_fleet import Fleet
 from benchkit.core_requests import SERVICE_CLIENT_ID, basic_auth
 from benchkit.registration import (
@@ -85,18 +93,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=10.0, help="per request (default 10 s)")
     p.add_argument("--rounds", type=int, default=2, help="of all cells (default 2)")
     p.add_argument("--warmup", type=int, default=50, help="requests per kind, not reported")
+    p.add_argument(
+        "--cells",
+        type=choice_list(KINDS),
+        default=list(KINDS),
+        help=f"comma-separated subset of {','.join(KINDS)} (default all)",
+    )
+    p.add_argument(
+        "--tokens",
+        type=int,
+        default=1,
+        help="initial access tokens; connection i uses token i mod N (default 1: all share one)",
+    )
     p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument(
+        "--server-cpus",
+        help="pin the server (every thread) to these CPUs: `taskset -c LIST` (e.g. 0)",
+    )
     p.add_argument("--markdown", action="store_true", help="Markdown tables")
     opts = p.parse_args(argv)
-    if min(opts.requests, opts.rounds) < 1 or opts.warmup < 0:
-        p.error("--requests and --rounds must be at least 1, --warmup at least 0")
+    if min(opts.requests, opts.rounds, opts.tokens) < 1 or opts.warmup < 0:
+        p.error("--requests, --rounds and --tokens must be at least 1, --warmup at least 0")
     if opts.max_seconds <= 0 or opts.timeout <= 0:
         p.error("--max-seconds and --timeout must be positive")
     return opts
 
 
 async def bench(
-    opts: argparse.Namespace, fleet: Fleet, token: str
+    opts: argparse.Namespace, fleet: Fleet, tokens: list[str]
 ) -> tuple[list[Result], list[Result]]:
     target = fleet.target
     basic = basic_auth(SERVICE_CLIENT_ID, fleet.client_secret)
@@ -104,20 +128,20 @@ async def bench(
     meter = Meter(fleet.primary.proc.pid, fleet.cpu_seconds, fleet.store_cpu_seconds, target)
     warm: list[Result] = []
     if opts.warmup:
-        for kind in KINDS:
+        for kind in opts.cells:
             result = Result(0, kind, max(opts.concurrency))
-            request = request_of(kind, token, basic)
+            request = [request_of(kind, token, basic) for token in tokens]
             warm.append(
                 await run_cell(target, request, result, opts.warmup, 30.0, opts.timeout, meter)
             )
     results: list[Result] = []
     for rnd in range(1, opts.rounds + 1):
         for concurrency in opts.concurrency:
-            for kind in KINDS:
+            for kind in opts.cells:
                 result = Result(rnd, kind, concurrency)
                 await run_cell(
                     target,
-                    request_of(kind, token, basic),
+                    [request_of(kind, token, basic) for token in tokens],
                     result,
                     opts.requests,
                     opts.max_seconds,
@@ -187,7 +211,7 @@ def summary(opts: argparse.Namespace, results: list[Result]) -> list[str]:
     lines = []
     for concurrency in opts.concurrency:
         med: dict[str, float] = {}
-        for kind in KINDS:
+        for kind in opts.cells:
             mine = [r for r in results if r.kind == kind and r.concurrency == concurrency]
             med[kind] = statistics.median(r.rate for r in mine)
             p50 = statistics.median(percentile(r.latencies, 50) or 0.0 for r in mine)
@@ -197,13 +221,17 @@ def summary(opts: argparse.Namespace, results: list[Result]) -> list[str]:
                 f" p99 {fmt_ms(p99)} ms (medians over {len(mine)} round(s))"
             )
         for kind in ("register_public", "register_confidential"):
-            ratios = [
-                f"{med[kind] / med[ref]:.2f}x {ref}"
-                for ref in ("metadata", "client_credentials")
-                if med[ref]
-            ]
-            lines.append(f"- c={concurrency} {kind} = " + ", ".join(ratios))
+            refs = [r for r in ("metadata", "client_credentials") if med.get(r)]
+            if kind in med and refs:
+                ratios = [f"{med[kind] / med[ref]:.2f}x {ref}" for ref in refs]
+                lines.append(f"- c={concurrency} {kind} = " + ", ".join(ratios))
     return lines
+
+
+def server_command(fleet: Fleet) -> str:
+    """The server's command line as the report shows it (``python`` for the venv's)."""
+    argv = fleet.primary.argv
+    return " ".join("python" if a == sys.executable else a for a in argv)
 
 
 def report(
@@ -211,26 +239,27 @@ def report(
     fleet: Fleet,
     results: list[Result],
     warm: list[Result],
-    token_state: dict[str, object] | None,
+    uses: int | None,
     commands: list[str],
     started: str,
     load_start: str,
 ) -> tuple[list[str], bool]:
     m = machine()
     registered = sum(r.ok for r in results + warm if r.kind.startswith("register"))
-    uses = None if token_state is None else token_state.get("uses")
     uses_ok = uses == registered
     lines = [
         f"#### Dynamic client registration, gated by an initial access token ({started})",
         "",
         f"Machine: {m['nproc']} cores, {m['cpu']}, {m['os']}, Python {m['python']};"
         f" load {load_start} at the start, {m['load']} at the end.",
-        f"Server: `python {' '.join(fleet.command()[1:])}` (authly {fleet.version}), one worker,"
+        f"Server: `{server_command(fleet)}` (authly {fleet.version}), one worker,"
         f" store {fleet.label()}; "
         + ", ".join(f"{k}={v}" for k, v in REGISTRATION_SETTINGS.items())
         + " (window AUTHLY_REGISTRATION_RATE_WINDOW default 3600 s), AUTHLY_LOGIN_RATE_LIMIT"
         "=1000000, AUTHLY_TOKEN_RATE_LIMIT=10000000, AUTHLY_LOG_LEVEL=WARNING.",
-        "Initial access token: " + "; ".join(f"`{c}`" for c in commands) + ".",
+        f"Initial access tokens: {opts.tokens} (connection i uses token i mod {opts.tokens}); "
+        + "; ".join(f"`{c}`" for c in commands)
+        + ".",
         f"Load: this process, raw keep-alive HTTP/1.1 on trio; per cell {opts.requests}"
         f" requests or {opts.max_seconds:g} s; {opts.rounds} round(s) of every cell;"
         f" warm-up {opts.warmup} requests per kind (c={max(opts.concurrency)}), not shown.",
@@ -250,7 +279,7 @@ def report(
         " the event loop (shown when the cell makes store calls).",
         "",
         *summary(opts, results),
-        f"- initial access token: {uses} uses recorded for {registered} registrations answered"
+        f"- initial access token(s): {uses} uses recorded for {registered} registrations answered"
         f" 201 (warm-up included): {'match' if uses_ok else 'MISMATCH'}",
     ]
     cut = [r for r in results if r.stopped_by_time]
@@ -280,24 +309,30 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_start = machine()["load"]
-    planned = opts.rounds * len(opts.concurrency) * 2 * opts.requests + 2 * opts.warmup
+    kinds = sum(k.startswith("register") for k in opts.cells)
+    planned = max(1, kinds * (opts.rounds * len(opts.concurrency) * opts.requests + opts.warmup))
     fleet = Fleet(1, "127.0.0.1", "serve", True, database=opts.database)
     fleet.primary.env.update(REGISTRATION_SETTINGS)
+    if opts.server_cpus:  # taskset execs the server: same pid, every thread pinned
+        fleet.primary.argv = ["taskset", "-c", opts.server_cpus, *fleet.primary.argv]
     cli_dir = tempfile.TemporaryDirectory(prefix="authly-bench-cli-")
     lines: list[str] = []
     ok = False
     try:
-        print(f"bench: starting {' '.join(fleet.command())}", file=sys.stderr)
+        print(f"bench: starting {' '.join(fleet.primary.argv)}", file=sys.stderr)
         fleet.run()
         cli = AdminCli(fleet.primary.base_url, Path(cli_dir.name))
         cli.login(fleet.username, fleet.password)
-        created = cli.create_token(planned)
-        commands = list(cli.commands)
-        print(f"bench: initial access token {created['id']}, max_uses {planned}", file=sys.stderr)
-        warm, results = trio.run(bench, opts, fleet, created["token"])
-        state = cli.token_state(created["id"])
+        created = [cli.create_token(planned) for _ in range(opts.tokens)]
+        commands = list(dict.fromkeys(cli.commands))
+        if opts.tokens > 1:
+            commands[-1] += f" (x{opts.tokens})"
+        ids = [c["id"] for c in created]
+        print(f"bench: initial access tokens {ids}, max_uses {planned} each", file=sys.stderr)
+        warm, results = trio.run(bench, opts, fleet, [c["token"] for c in created])
+        uses = cli.uses(ids)
         commands.append("authly admin initial-token list --json")
-        lines, ok = report(opts, fleet, results, warm, state, commands, started, load_start)
+        lines, ok = report(opts, fleet, results, warm, uses, commands, started, load_start)
     finally:
         note = fleet.finish()
         problems = fleet.log_problems()

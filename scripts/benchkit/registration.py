@@ -172,37 +172,29 @@ async def store_totals(target: Target) -> tuple[float, float] | None:
     return (found["count"], found["sum"]) if seen else None
 
 
-def thread_cpu(root: int) -> tuple[float, float] | None:
-    """(main threads, other threads): utime + stime (s) of the threads of ``root`` and its
-    descendants, from /proc/PID/task; a process's main thread runs its event loop, the
-    others are its worker threads (SQLite's store thread, PostgreSQL's pool threads)."""
+def main_thread_cpu(root: int) -> float | None:
+    """utime + stime (s) of the main threads of ``root`` and its descendants, from
+    /proc/PID/task/PID/stat: a server process's main thread runs its event loop. The
+    process's own total (/proc/PID/stat) also counts its other threads, exited ones
+    included, so those are the difference (the store's thread or pool threads)."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
+            with contextlib.suppress(OSError, IndexError, ValueError):
                 stat = Path(entry.path, "stat").read_text()
                 parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    if root not in parents:
+        return None
     tree = {root}
     while grown := {p for p, pp in parents.items() if pp in tree and p not in tree}:
         tree |= grown
-    main = other = 0.0
+    total = 0.0
     for pid in tree:
-        try:
-            tasks = list(os.scandir(f"/proc/{pid}/task"))
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                fields = Path(task.path, "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            seconds = (int(fields[11]) + int(fields[12])) / tick
-            if int(task.name) == pid:
-                main += seconds
-            else:
-                other += seconds
-    return (main, other) if tree & parents.keys() else None
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 class Meter:
@@ -225,7 +217,7 @@ class Meter:
     def _sample(self) -> dict[str, Any]:
         return {
             "server": self._server_cpu(),
-            "threads": thread_cpu(self._server_pid),
+            "main": main_thread_cpu(self._server_pid),
             "store": self._store_cpu(),
             "client": time.process_time(),
             "machine": machine_busy_seconds(),
@@ -247,9 +239,9 @@ class Meter:
 
         result.server_cpu = delta("server")
         result.store_cpu = delta("store")
-        if end["threads"] is not None and b["threads"] is not None:
-            result.main_thread_cpu = end["threads"][0] - b["threads"][0]
-            result.other_threads_cpu = end["threads"][1] - b["threads"][1]
+        result.main_thread_cpu = delta("main")
+        if result.main_thread_cpu is not None and result.server_cpu is not None:
+            result.other_threads_cpu = max(0.0, result.server_cpu - result.main_thread_cpu)
         result.client_cpu = delta("client") or 0.0
         machine = delta("machine")
         if machine is not None and result.server_cpu is not None:
@@ -262,15 +254,16 @@ class Meter:
 
 async def run_cell(
     target: Target,
-    request: Request,
+    requests_of: list[Request],
     result: Result,
     requests: int,
     max_seconds: float,
     timeout: float,
     meter: Meter,
 ) -> Result:
-    """``requests`` requests (or ``max_seconds``) of ``request`` on ``result.concurrency``
-    keep-alive connections, opened (one GET /health/live each) before the clock starts."""
+    """``requests`` requests (or ``max_seconds``) on ``result.concurrency`` keep-alive
+    connections, opened (one GET /health/live each) before the clock starts; connection
+    ``i`` sends ``requests_of[i % len(requests_of)]`` (one initial access token each)."""
     clients = [RawClient(target) for _ in range(result.concurrency)]
     for client in clients:
         await client.request("GET", "/health/live")
@@ -279,7 +272,7 @@ async def run_cell(
     started = time.perf_counter()
     deadline = trio.current_time() + max_seconds
 
-    async def worker(client: RawClient) -> None:
+    async def worker(client: RawClient, request: Request) -> None:
         nonlocal issued
         while issued < requests:
             if trio.current_time() >= deadline:
@@ -308,8 +301,8 @@ async def run_cell(
             result.ok += 1
 
     async with trio.open_nursery() as nursery:
-        for client in clients:
-            nursery.start_soon(worker, client)
+        for index, client in enumerate(clients):
+            nursery.start_soon(worker, client, requests_of[index % len(requests_of)])
     result.seconds = time.perf_counter() - started
     await meter.stop(result)
     for client in clients:
@@ -373,8 +366,10 @@ class AdminCli:
         )
         return dict(json.loads(out))
 
-    def token_state(self, token_id: str) -> dict[str, Any] | None:
-        for token in json.loads(self.run("initial-token", "list", "--json")):
-            if token.get("id") == token_id:
-                return dict(token)
-        return None
+    def uses(self, token_ids: list[str]) -> int | None:
+        """The uses ``initial-token list`` shows for these tokens, summed (None when one
+        is missing)."""
+        found = {t.get("id"): t for t in json.loads(self.run("initial-token", "list", "--json"))}
+        if any(i not in found for i in token_ids):
+            return None
+        return sum(int(found[i].get("uses", 0)) for i in token_ids)

@@ -140,8 +140,6 @@ class _NewClient:
 
 def _register_tx(conn: Conn, new: _NewClient) -> tuple[ClientRow, str | None]:
     with write_transaction(conn):
-        if new.mode == TOKEN:
-            initial_tokens.spend(conn, new.initial_token or "", new.now)
         values = parse_metadata(
             new.body,
             registry=scope_repo.list_all(conn),
@@ -280,7 +278,10 @@ class DynamicRegistration:
             mode=self.mode,
             now=self._now(),
         )
-        row, shown = await self._db.run(_register_tx, new)
+        if self.mode == TOKEN:
+            row, shown = await self._register_with(initial_token or "", new)
+        else:
+            row, shown = await self._db.run(_register_tx, new)
         log.info(
             "client %s registered itself (%s, %s registration, from %s)",
             row.client_id,
@@ -289,6 +290,20 @@ class DynamicRegistration:
             client_ip,
         )
         return Registered(row, shown, token)
+
+    async def _register_with(self, token: str, new: _NewClient) -> tuple[ClientRow, str | None]:
+        """Spend one use of the initial access token, then register; the use is given back
+        when the registration fails. The use is spent on its own, by one conditional
+        UPDATE outside the registration's transaction: registrations sharing a token wait
+        on its row in turn, where inside a SERIALIZABLE transaction (PostgreSQL) they
+        conflicted and some ran out of retries (docs/decisions.md). A registration
+        cancelled midway keeps its use spent: it may have been committed."""
+        await self._db.run(initial_tokens.spend, token, new.now)
+        try:
+            return await self._db.run(_register_tx, new)
+        except Exception:
+            await self._db.run(initial_tokens.give_back, token)
+            raise
 
     async def _limit(self, client_ip: str) -> None:
         await limit(self._limiter, self._management_limits, f"token:ip:{client_ip}")

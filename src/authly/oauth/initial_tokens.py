@@ -91,8 +91,8 @@ def parse_new_token(body: Mapping[str, Any]) -> tuple[str, int | None, int | Non
 
 
 def spend(conn: Conn, token: str, now: float) -> InitialTokenRow:
-    """Count one registration against ``token``; run inside the registration's write
-    transaction. InvalidToken (401) if it is unknown, revoked, expired or used up."""
+    """Count one registration against ``token`` (atomic on its own: one conditional
+    UPDATE). InvalidToken (401) if it is unknown, revoked, expired or used up."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN:
         raise InvalidToken("The initial access token is unknown or was revoked.")
     digest = hash_token(token)
@@ -105,6 +105,11 @@ def spend(conn: Conn, token: str, now: float) -> InitialTokenRow:
     if state == "used_up" or not repo.spend_initial_token(conn, digest, now):
         raise InvalidToken("The initial access token has been used up.")
     return found
+
+
+def give_back(conn: Conn, token: str) -> None:
+    """Undo ``spend`` for a registration that failed after it."""
+    repo.give_back_initial_token(conn, hash_token(token))
 
 
 def _new_id() -> str:

@@ -113,6 +113,14 @@ def spend_initial_token(conn: Conn, token_hash: str, now: float) -> bool:
     return cur.rowcount == 1
 
 
+def give_back_initial_token(conn: Conn, token_hash: str) -> None:
+    """Uncount one use (a registration that failed after spending it)."""
+    conn.execute(
+        "UPDATE initial_access_tokens SET uses = uses - 1 WHERE token_hash = ? AND uses > 0",
+        (token_hash,),
+    )
+
+
 def delete_initial_token(conn: Conn, token_id: str) -> bool:
     cur = conn.execute("DELETE FROM initial_access_tokens WHERE id = ?", (token_id,))
     return cur.rowcount == 1
