@@ -19,6 +19,7 @@ import trio
 from authly.factory import create_app
 from tests.conftest import services_of
 from tests.redis_server import emptied
+from tests.redis_tls import ACL_PASSWORD, ACL_RULES, ACL_USER, acl_args
 from tests.supervisor_helpers import (
     FALLBACKS,
     Traffic,
@@ -236,3 +237,78 @@ async def test_an_operator_pin_hands_the_cluster_sessions_to_the_store(
         await admin.call("PUT", "/api/v1/admin/backends", json={"session": "redis"})
         assert services.sessions.backend_name == "redis"
         assert await owner_of(cluster, "authly:{s}:sess:pinned-7") is not None
+
+
+# The documented least-privilege user (docs/redis.md), plus what a cluster needs.
+CLUSTER_ADDITIONS = ("+command", "+cluster|slots", "+cluster|info", "+eval")
+CLUSTER_ACL_RULES = " ".join([ACL_RULES, *CLUSTER_ADDITIONS])
+
+
+async def _acl_cluster(tmp_path, rules: str) -> RedisClusterGroup:
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        pytest.skip("redis-server or redis-cli not installed")
+    workdir = tmp_path / "acl-cluster"
+    workdir.mkdir()
+    group = RedisClusterGroup(workdir, replicas=0, extra_args=acl_args(rules))
+    try:
+        await group.start()
+    except BaseException:
+        group.close()
+        raise
+    return group
+
+
+def _as_acl_user(group: RedisClusterGroup) -> str:
+    return group.url.replace("redis://", f"redis://{ACL_USER}:{ACL_PASSWORD}@")
+
+
+async def test_the_documented_acl_user_serves_a_cluster(tmp_path):
+    """docs/redis.md's ACL line plus its three cluster additions: the contract's calls,
+    lost scripts (EVAL), the heartbeat, a hand-back's SCAN; Redis's ACL LOG stays empty."""
+    group = await _acl_cluster(tmp_path, CLUSTER_ACL_RULES)
+    try:
+        app = create_app(steady_redis_settings(tmp_path, _as_acl_user(group)))
+        async with app.test_app() as test_app:
+            services = services_of(test_app)
+            await wait_all(services, "redis")
+            for i in range(20):
+                assert (await services.rate_limit.check_rate_limit(f"acl-{i}", 3, 60)).allowed
+                await services.cache.set(f"acl-{i}", "v", 60)
+                await services.sessions.set(f"acl-{i}", {"n": str(i)}, 300)
+            for port in await group.master_ports():
+                await group.node_command(port, "SCRIPT", "FLUSH")
+            assert (await services.rate_limit.check_rate_limit("acl-0", 3, 60)).allowed
+            client = test_app.test_client()
+            admin = AdminClient(client, await session_handle(client))
+            await admin.call("PUT", "/api/v1/admin/backends", json={"session": "memory"})
+            assert await services.sessions.get("acl-7") == {"n": "7"}  # handed to the store
+            await admin.call("PUT", "/api/v1/admin/backends", json={"session": "redis"})
+            assert [s.backend_name for s in services.slots()] == ["redis"] * 3
+        for port in group.live_ports():
+            assert await group.node_command(port, "ACL", "LOG") == [], port
+    finally:
+        group.close()
+
+
+# What /health says without each addition (redis-py words a refused CLUSTER SLOTS so).
+WITHOUT = {
+    "+command": "NOPERM this user has no permissions to run the 'command' command",
+    "+cluster|slots": "Cluster mode is not enabled on this node",
+    "+cluster|info": "NOPERM this user has no permissions to run the 'cluster|info' command",
+    "+eval": "NOPERM this user has no permissions to run the 'eval' command",
+}
+
+
+@pytest.mark.parametrize("missing", CLUSTER_ADDITIONS)
+async def test_each_cluster_addition_to_the_acl_line_is_needed(tmp_path, missing):
+    rules = " ".join([ACL_RULES, *(c for c in CLUSTER_ADDITIONS if c != missing)])
+    group = await _acl_cluster(tmp_path, rules)
+    try:
+        app = create_app(redis_settings(tmp_path, _as_acl_user(group)))
+        async with app.test_app() as test_app:
+            services = services_of(test_app)
+            await wait_all(services, "memory", timeout=HANG)
+            health = await json_of(await test_app.test_client().get("/health"))
+            assert WITHOUT[missing] in health["redis"]["last_error"]["error"]
+    finally:
+        group.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ class RedisClusterGroup:
         replicas: int = 1,
         password: str | None = None,
         node_timeout_ms: int = 1000,
+        extra_args: Sequence[str] = (),
     ) -> None:
         if REDIS_SERVER is None or REDIS_CLI is None:
             raise RuntimeError("redis-server or redis-cli not found on PATH")
@@ -114,6 +115,7 @@ class RedisClusterGroup:
             ]  # fmt: skip
             if password:  # any node may become a replica
                 node.extra_args += ["--masterauth", password]
+            node.extra_args += extra_args  # e.g. an ACL user (``--user ...``)
             self.nodes.append(node)
         self._url_masters = [n.port for n in self.nodes[:masters]]  # corrected by start
 
