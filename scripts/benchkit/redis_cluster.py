@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 from tests.support.cluster import RedisClusterGroup
 
@@ -22,7 +21,7 @@ from authly.redis.url import parse_redis_url
 from benchkit import redis_decisions
 from benchkit.common import fmt_ms, percentile, table
 from benchkit.redis_decisions import IMPLS, LIMIT, WINDOW, Cell, run_cell
-from benchkit.redis_login import HttpResult, LoginServer, _difference, http_round
+from benchkit.redis_login import HttpResult, LoginServer, _difference, take_turns
 
 TARGET = 0.80  # cluster / single decisions/s
 TARGET_CONCURRENCY = 256
@@ -171,40 +170,7 @@ async def part_b_compare(
         LoginServer("redis", workdir, single_url, "redis (single)"),
         LoginServer("redis", workdir, cluster_url, "redis (cluster)"),
     ]
-    totals = {s.label: HttpResult(s.label) for s in servers}
-    try:
-        limits = httpx.Limits(
-            max_connections=opts.http_concurrency * 2,
-            max_keepalive_connections=opts.http_concurrency * 2,
-        )
-        async with httpx.AsyncClient(limits=limits) as client:
-            for server in servers:
-                await server.wait_ready()
-            for server in servers:  # warm-up: connections, argon2 thread, caches
-                await http_round(server, client, opts.http_concurrency * 4, opts)
-            per_round = max(1, opts.http_requests // opts.http_rounds)
-            for r in range(opts.http_rounds):
-                shift = r % len(servers)  # each server first, middle and last in turn
-                order = servers[shift:] + servers[:shift]
-                order = order if r // len(servers) % 2 == 0 else order[::-1]
-                for server in order:
-                    res = await http_round(server, client, per_round, opts)
-                    total = totals[server.label]
-                    total.latencies += res.latencies
-                    total.statuses += res.statuses
-                    total.elapsed += res.elapsed
-                    print(
-                        f"  b: round {r + 1} {server.label:<15} {len(res.latencies)} failed "
-                        f"logins, p99 {fmt_ms(percentile(res.latencies, 99))} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-    finally:
-        for server in servers:
-            server.shutdown()
-    for total in totals.values():
-        total.latencies.sort()
-    return [totals[s.label] for s in servers]
+    return await take_turns(opts, servers)
 
 
 def login_section(opts: argparse.Namespace, http: list[HttpResult]) -> list[str]:

@@ -111,6 +111,12 @@ async def part_b(
     ]
     if tls_url is not None:
         servers.append(LoginServer("redis", workdir, tls_url, "redis (tls)"))
+    return await take_turns(opts, servers)
+
+
+async def take_turns(opts: argparse.Namespace, servers: list[LoginServer]) -> list[HttpResult]:
+    """Failed logins against each of ``servers`` in turn, round after round (each first,
+    middle and last in turn), after a warm-up; shuts them down at the end."""
     try:
         limits = httpx.Limits(
             max_connections=opts.http_concurrency * 2,
